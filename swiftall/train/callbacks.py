@@ -1,0 +1,52 @@
+"""Callbacks: logging.jsonl with throughput and memory, plots at the end."""
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+def memory_gib() -> dict[str, float]:
+    import torch
+
+    out = {"memory_peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
+    if torch.cuda.is_available():
+        out["memory_cuda_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    return out
+
+
+class JsonlLogger(TrainerCallback):
+    """Appends every log event to DIR/logging.jsonl (one JSON object a line)."""
+
+    def __init__(self, output_dir: Path):
+        self.path = Path(output_dir) / "logging.jsonl"
+        self.start = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs,
+                  "elapsed_s": round(time.time() - self.start, 2)}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class TimeToFirstStep(TrainerCallback):
+    def __init__(self, started: float):
+        self.started = started
+        self.first_step_s: float | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.first_step_s is None:
+            self.first_step_s = time.time() - self.started
+
+
+def read_log(output_dir: Path) -> list[dict[str, Any]]:
+    path = Path(output_dir) / "logging.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

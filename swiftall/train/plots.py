@@ -1,0 +1,35 @@
+"""PNG plots of the logged curves (loss, learning rate, eval loss)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .callbacks import read_log
+
+CURVES = {"loss": "train loss", "learning_rate": "learning rate", "eval_loss": "eval loss", "grad_norm": "grad norm"}
+
+
+def write_plots(output_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(output_dir)
+    folder = Path(output_dir) / "images"
+    written = []
+    for key, title in CURVES.items():
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if not points:
+            continue
+        folder.mkdir(exist_ok=True)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(*zip(*points), marker="." if len(points) < 50 else None)
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        path = folder / f"{key}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

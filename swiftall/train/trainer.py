@@ -1,0 +1,94 @@
+"""A thin transformers Trainer: token throughput and memory in the logs, swiftall's outputs on disk."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from transformers import Trainer, TrainingArguments
+
+from ..templates import IGNORE
+from .callbacks import JsonlLogger, TimeToFirstStep, memory_gib
+
+
+class SwiftTrainer(Trainer):
+    """Counts real (non-pad) and trained tokens so logs show tokens per second."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._tokens = self._trained = 0
+        self._window_start = time.time()
+        self.total_tokens = self.total_trained_tokens = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else inputs["input_ids"].numel()
+            trained = int((inputs["labels"] != IGNORE).sum()) if "labels" in inputs else tokens
+            self._tokens += tokens
+            self._trained += trained
+            self.total_tokens += tokens
+            self.total_trained_tokens += trained
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        if "loss" in logs:
+            elapsed = max(time.time() - self._window_start, 1e-9)
+            logs["tokens_per_second"] = round(self._tokens / elapsed, 2)
+            logs["trained_tokens_per_second"] = round(self._trained / elapsed, 2)
+            logs.update(memory_gib())
+            self._tokens = self._trained = 0
+            self._window_start = time.time()
+        super().log(logs, start_time)
+
+
+def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingArguments:
+    import torch
+
+    dtype = getattr(cfg, "resolved_dtype", None)
+    lr = cfg.learning_rate if cfg.learning_rate is not None else (1e-4 if cfg.train_type != "full" else 1e-5)
+    eval_steps = cfg.eval_steps or cfg.save_steps
+    report_to = [] if cfg.report_to in (["none"], []) else list(cfg.report_to)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=lr,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=float(cfg.warmup_ratio),  # transformers 5: a float in [0, 1) is a ratio
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=cfg.save_only_model,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        report_to=report_to,
+        seed=cfg.seed,
+        data_seed=cfg.data_seed,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        disable_tqdm=False,
+    )
+
+
+def build_trainer(model: Any, tokenizer: Any, cfg: Any, train: list, val: list, collator: Any,
+                  output_dir: Path, started: float) -> SwiftTrainer:
+    args = training_arguments(cfg, output_dir, has_eval=bool(val))
+    first = TimeToFirstStep(started)
+    trainer = SwiftTrainer(model=model, args=args, train_dataset=train, eval_dataset=val or None,
+                           data_collator=collator, processing_class=tokenizer,
+                           callbacks=[JsonlLogger(output_dir), first])
+    trainer.first_step_callback = first
+    return trainer

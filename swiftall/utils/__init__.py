@@ -1,0 +1,1 @@
+"""Helpers shared by every layer. Nothing here imports torch."""

@@ -1,0 +1,46 @@
+"""The one place where swiftall reads environment variables."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """Where converted models, downloads and encoded data live (``SWIFTALL_CACHE`` overrides)."""
+    explicit = os.environ.get("SWIFTALL_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "swiftall"
+
+
+def hf_offline() -> bool:
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("SWIFTALL_OFFLINE"))
+
+
+def hf_cache_dir() -> str | None:
+    return os.environ.get("HF_HUB_CACHE") or None
+
+
+def modelscope_cache_dir() -> str | None:
+    return os.environ.get("MODELSCOPE_CACHE") or None
+
+
+def local_world_size() -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroups affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def no_color() -> bool:
+    return "NO_COLOR" in os.environ
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
