@@ -111,7 +111,8 @@ def encode_rows(rows: list[Row], template: Template, args: Any, report: DataRepo
             if "messages" not in sample_:
                 raise DataError(f"{row.where}: plain 'text' rows are for pre-training; this command trains on "
                                 "conversations")
-            encoded = template.encode(sample_["messages"], tools=sample_.get("tools"))
+            media = {k: sample_[k] for k in ("images", "audios", "videos") if sample_.get(k)}
+            encoded = template.encode(sample_["messages"], tools=sample_.get("tools"), media=media or None)
         except TooLongError as exc:
             if strategy == "error":
                 raise DataError(f"{row.where}: {exc}; raise --max_length or pick --truncation_strategy "

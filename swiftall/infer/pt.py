@@ -5,7 +5,7 @@ import threading
 from typing import Any, Iterator, Optional, Sequence
 
 from ..models import ModelInfo, load_model, load_tokenizer, resolve_model
-from ..templates import Template
+from ..templates import Template, get_template
 from ..tuners import attach_adapters
 from ..utils.errors import ConfigError
 from .engine import Engine, InferRequest, InferResponse, RequestConfig
@@ -31,7 +31,7 @@ class PtEngine(Engine):
         tokenizer = load_tokenizer(info, trust_remote_code)
         weights = load_model(info, torch_dtype, attn_impl, trust_remote_code)
         weights = attach_adapters(weights, adapters)
-        template = Template(tokenizer, system=system, max_length=max_length, truncation_strategy="left")
+        template = get_template(tokenizer, info, system=system, max_length=max_length, truncation_strategy="left")
         return cls(weights, tokenizer, template, max_batch_size, default_config)
 
     # ---- generation ---------------------------------------------------------------------------
@@ -74,7 +74,9 @@ class PtEngine(Engine):
         return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
     def _encode(self, request: InferRequest) -> list[int]:
-        return self.template.encode_prompt(request.messages, tools=request.tools)
+        media = {"images": request.images, "audios": request.audios, "videos": request.videos}
+        return self.template.encode_prompt(request.messages, tools=request.tools,
+                                           media={k: v for k, v in media.items() if v} or None)
 
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
         import torch

@@ -84,11 +84,12 @@ def load_tokenizer(info: ModelInfo, trust_remote_code: bool = False):
 
 def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[str] = None,
                trust_remote_code: bool = False, device: Optional[str] = None):
-    """Load weights for causal-LM training or inference, on the GPU when there is one."""
-    from transformers import AutoModelForCausalLM
+    """Load weights for training or inference, on the GPU when there is one."""
+    import transformers
 
     configure_threads()
     dtype = resolve_dtype(torch_dtype)
-    model = AutoModelForCausalLM.from_pretrained(info.path, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
+    auto_class = getattr(transformers, info.family.auto_class if info.family else "AutoModelForCausalLM")
+    model = auto_class.from_pretrained(info.path, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
                                                  trust_remote_code=trust_remote_code)
     return model.to(device or default_device())

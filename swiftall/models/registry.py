@@ -17,6 +17,11 @@ class ModelFamily:
     lora_targets: tuple[str, ...] = ("all-linear",)
     architectures: tuple[str, ...] = ()
     notes: str = ""
+    auto_class: str = "AutoModelForCausalLM"    # transformers Auto class that loads it
+    multimodal: bool = False                    # loads a processor and encodes media
+    vision_tower: tuple[str, ...] = ()          # module-name prefixes, for --freeze_vit and LoRA targets
+    aligner: tuple[str, ...] = ()               # projector prefixes, for --freeze_aligner
+    language_model: tuple[str, ...] = ()        # LLM prefixes, for --freeze_llm
 
 
 @dataclass(frozen=True)

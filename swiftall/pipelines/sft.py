@@ -8,7 +8,7 @@ from ..config import SftConfig
 from ..data import PadCollator, build_datasets
 from ..models import load_model, load_tokenizer
 from ..models.device import resolve_dtype
-from ..templates import Template
+from ..templates import get_template
 from ..train.outputs import prepare_output_dir, resolve_resume
 from ..train.plots import write_plots
 from ..train.trainer import build_trainer
@@ -31,8 +31,8 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     _save_args(saved, output_dir)
 
     tokenizer = load_tokenizer(info, cfg.trust_remote_code)
-    template = Template(tokenizer, system=cfg.system, max_length=cfg.max_length,
-                        truncation_strategy=cfg.truncation_strategy)
+    template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
+                            truncation_strategy=cfg.truncation_strategy)
     data = build_datasets(cfg, template)  # all data errors surface before the model loads
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)

@@ -78,8 +78,12 @@ class Template:
             spans.append((len(prefix), len(upto)))
         return spans
 
-    def encode(self, messages: list[dict], tools: Any = None) -> Encoded:
-        """Ids and labels for a training conversation (loss on assistant turns)."""
+    def encode(self, messages: list[dict], tools: Any = None, media: Optional[dict[str, list]] = None) -> Encoded:
+        """Ids and labels for a training conversation (loss on assistant turns).
+
+        `media` ({"images": [...], "audios": [...], "videos": [...]}) is for multimodal templates; a text
+        template refuses rows that carry media rather than silently dropping them."""
+        self._refuse_media(media)
         text = self.render(messages, tools=tools)
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -93,8 +97,10 @@ class Template:
                 labels[k] = ids[k]
         return self.truncate(Encoded(list(ids), labels))
 
-    def encode_prompt(self, messages: list[dict], tools: Any = None) -> list[int]:
+    def encode_prompt(self, messages: list[dict], tools: Any = None,
+                      media: Optional[dict[str, list]] = None) -> list[int]:
         """Ids for generation: the conversation so far plus the assistant header."""
+        self._refuse_media(media)
         text = self.render(messages, add_generation_prompt=True, tools=tools)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if self.max_length and len(ids) > self.max_length:
@@ -102,6 +108,12 @@ class Template:
                 raise TooLongError(len(ids), self.max_length)
             ids = ids[-self.max_length:]
         return list(ids)
+
+    def _refuse_media(self, media: Optional[dict[str, list]]) -> None:
+        if media and any(media.values()):
+            kinds = ", ".join(k for k, v in media.items() if v)
+            raise TemplateError(f"this model is text-only but the row carries {kinds}; use a multimodal model "
+                                "or remove the media")
 
     def truncate(self, encoded: Encoded) -> Encoded:
         limit = self.max_length
