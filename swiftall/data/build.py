@@ -134,7 +134,8 @@ def encode_rows(rows: list[Row], template: Template, args: Any, report: DataRepo
         report.kept += 1
         report.lengths.append(len(encoded))
         report.trained.append(encoded.trained_tokens)
-        out.append({"input_ids": encoded.input_ids, "labels": encoded.labels, "source": row.where})
+        extra = {k: v for k, v in encoded.extra.items() if k != "truncated_from"}  # e.g. pixel values
+        out.append({"input_ids": encoded.input_ids, "labels": encoded.labels, "source": row.where, **extra})
     return out
 
 

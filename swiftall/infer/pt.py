@@ -5,7 +5,7 @@ import threading
 from typing import Any, Iterator, Optional, Sequence
 
 from ..models import ModelInfo, load_model, load_tokenizer, resolve_model
-from ..templates import Template, get_template
+from ..templates import Encoded, Template, get_template
 from ..tuners import attach_adapters
 from ..utils.errors import ConfigError
 from .engine import Engine, InferRequest, InferResponse, RequestConfig
@@ -60,9 +60,12 @@ class PtEngine(Engine):
             gen.stop_strings = list(config.stop)
         return {"generation_config": gen, "tokenizer": self.tokenizer if config.stop else None}
 
-    def _batch(self, prompts: list[list[int]]) -> dict[str, Any]:
+    def _batch(self, prompts: list[Encoded]) -> dict[str, Any]:
+        """Left-padded ids plus any extra model inputs of the template (stacked along the batch)."""
         import torch
 
+        extras = _merge_extras([p.extra for p in prompts])
+        prompts = [p.input_ids for p in prompts]
         longest = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(prompts), longest), pad, dtype=torch.long)
@@ -71,12 +74,13 @@ class PtEngine(Engine):
             ids[i, longest - len(p):] = torch.tensor(p)
             mask[i, longest - len(p):] = 1
         device = next(self.model.parameters()).device
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        extras = {k: v.to(device) if hasattr(v, "to") else v for k, v in extras.items()}
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), **extras}
 
-    def _encode(self, request: InferRequest) -> list[int]:
+    def _encode(self, request: InferRequest) -> Encoded:
         media = {"images": request.images, "audios": request.audios, "videos": request.videos}
-        return self.template.encode_prompt(request.messages, tools=request.tools,
-                                           media={k: v for k, v in media.items() if v} or None)
+        return self.template.encode_for_generation(request.messages, tools=request.tools,
+                                                   media={k: v for k, v in media.items() if v} or None)
 
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
         import torch
@@ -98,7 +102,7 @@ class PtEngine(Engine):
                     generated = self.model.generate(**batch, **self._generation_kwargs(config))
                 new = generated[:, batch["input_ids"].shape[1]:].tolist()
                 for (i, _), prompt, row in zip(items, prompts, new):
-                    results[i] = self._response(row, len(prompt), config)
+                    results[i] = self._response(row, len(prompt.input_ids), config)
         return results  # type: ignore[return-value]
 
     def _response(self, tokens: list[int], prompt_len: int, config: RequestConfig) -> InferResponse:
@@ -150,3 +154,15 @@ class PtEngine(Engine):
         if name and name not in names:
             raise ConfigError(f"unknown adapter '{name}'; loaded: {', '.join(names)}")
         self.model.set_adapter(name or names[0])
+
+
+def _merge_extras(extras: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-request model inputs -> one batch: tensors are concatenated along the first dimension."""
+    import torch
+
+    keys = [k for k in extras[0] if k != "truncated_from"] if extras else []
+    merged = {}
+    for key in keys:
+        values = [e[key] for e in extras]
+        merged[key] = torch.cat(values) if all(torch.is_tensor(v) for v in values) else values
+    return merged

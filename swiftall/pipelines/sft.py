@@ -41,8 +41,10 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     trainable, total = count_parameters(model)
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")
-    trainer = build_trainer(model, tokenizer, cfg, data.train, data.val, PadCollator(tokenizer.pad_token_id),
-                            output_dir, started)
+    # Multimodal templates bring their own collator (media tensors); text rows are padded per batch.
+    make_collator = getattr(template, "collator", None)
+    collator = make_collator() if make_collator else PadCollator(tokenizer.pad_token_id)
+    trainer = build_trainer(model, tokenizer, cfg, data.train, data.val, collator, output_dir, started)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()

@@ -109,6 +109,12 @@ class Template:
             ids = ids[-self.max_length:]
         return list(ids)
 
+    def encode_for_generation(self, messages: list[dict], tools: Any = None,
+                              media: Optional[dict[str, list]] = None) -> Encoded:
+        """What an engine feeds generate(): prompt ids, plus model inputs in `extra` (multimodal templates put
+        pixel values and the like there; a text template has none)."""
+        return Encoded(self.encode_prompt(messages, tools=tools, media=media), [])
+
     def _refuse_media(self, media: Optional[dict[str, list]]) -> None:
         if media and any(media.values()):
             kinds = ", ".join(k for k, v in media.items() if v)
