@@ -49,6 +49,9 @@ class DataArgs(BaseConfig):
     model_name: list[str] = arg([], "For self-cognition data: the model's name (e.g. 'Swifty')")
     model_author: list[str] = arg([], "For self-cognition data: the model's author (e.g. 'the swiftall team')")
     group_by_length: bool = arg(True, "Batch rows of similar length together so padded batches waste little")
+    padding_free: bool = arg(False, "Concatenate each batch into one row without pad tokens (attention kept "
+                             "per sample through position ids)")
+    packing: bool = arg(False, "Pack several samples into rows of --max_length (attention kept per sample)")
     dataset_num_proc: int = arg(1, "Processes used to encode data")
     data_seed: int = arg(42, "Seed for sampling and splitting data")
 
