@@ -1,0 +1,174 @@
+"""swiftall rlhf / swiftall dpo: align a model with dpo, kto, cpo, simpo, orpo, rm, ppo, grpo or gkd.
+
+Same shape as sft: config -> resolve -> output dir + args.json -> tokenizer/template -> data (errors before the
+model loads) -> model (+ the SFT adapter merged in memory) -> reference -> trainer -> save + plots + summary.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config import DpoConfig, RlhfConfig
+from ..data.preference import build_align_data
+from ..models import load_model, load_tokenizer, resolve_model
+from ..models.device import resolve_dtype
+from ..templates import get_template
+from ..train.outputs import prepare_output_dir, resolve_resume
+from ..train.plots import write_plots
+from ..train.rlhf import METHODS, build_alignment_trainer
+from ..train.rlhf.common import AlignSetup
+from ..utils.errors import ConfigError
+from ..utils.log import get_logger
+from .common import is_adapter_dir, model_info, run_args
+
+logger = get_logger(__name__)
+CURVES = {"rewards/chosen": "reward of chosen", "rewards/rejected": "reward of rejected",
+          "rewards/margins": "reward margin (chosen - rejected)", "rewards/accuracies": "reward accuracy",
+          "accuracy": "reward-model accuracy", "margin": "reward-model margin", "reward": "mean reward",
+          "kl": "KL to the reference", "nll_loss": "NLL of chosen"}
+
+
+def rlhf_main(config: Any = None) -> dict[str, Any]:
+    """Run an alignment method; returns a summary (output_dir, steps, loss, the last logged method metrics)."""
+    return _run(RlhfConfig.from_any(config))
+
+
+def dpo_main(config: Any = None) -> dict[str, Any]:
+    """`swiftall dpo`: rlhf with --rlhf_type dpo."""
+    return _run(DpoConfig.from_any(config))
+
+
+def _start_model(cfg: Any) -> Optional[Path]:
+    """--sft_model_path: a full/merged model folder becomes --model; an adapter is merged onto its base later."""
+    if not cfg.sft_model_path:
+        return None
+    path = Path(cfg.sft_model_path)
+    if not path.is_dir():
+        raise ConfigError(f"--sft_model_path {path}: no such folder")
+    if is_adapter_dir(path):
+        if not (cfg.model or cfg.model_type):
+            saved = run_args(path) or {}
+            base = saved.get("model_path") or saved.get("model") or \
+                json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            if not base:
+                raise ConfigError(f"--sft_model_path {path}: cannot tell its base model; pass --model too")
+            cfg.model, cfg.model_type = base, saved.get("model_type")
+            if cfg.system is None:
+                cfg.system = saved.get("system")
+        return path
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"--sft_model_path {path}: neither a LoRA adapter nor a model folder")
+    cfg.model = str(path)
+    return None
+
+
+def _load(info: Any, cfg: Any, auto_class: str, adapter: Optional[Path]) -> Any:
+    if auto_class == "AutoModelForSequenceClassification":
+        from ..models.device import default_device
+        from ..train.rlhf.reward import load_sequence_classifier
+
+        model = load_sequence_classifier(info.path, dtype=resolve_dtype(cfg.torch_dtype), device=default_device())
+    else:
+        model = load_model(info, cfg.torch_dtype, cfg.attn_impl, cfg.trust_remote_code)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        logger.info(f"merged the SFT adapter {adapter} into the start model")
+    return model
+
+
+def _reference(cfg: Any, model: Any, needs_ref: bool) -> Any:
+    """An explicit reference (--ref_model), or a frozen copy for full fine-tuning; None with LoRA (adapters off)."""
+    if not needs_ref:
+        return None
+    if cfg.ref_model:
+        ref = load_model(resolve_model(cfg.ref_model, hub=cfg.hub), cfg.torch_dtype, cfg.attn_impl,
+                         cfg.trust_remote_code)
+    elif cfg.train_type == "full":
+        ref = copy.deepcopy(model)
+    else:
+        return None
+    return ref.eval().requires_grad_(False)
+
+
+def _generator_factory(tokenizer: Any, template: Any, cfg: Any) -> Any:
+    """For PPO: completions through swiftall's pt Engine over the policy being trained."""
+    from ..infer.engine import InferRequest, RequestConfig
+    from ..infer.pt import PtEngine
+
+    request = RequestConfig(max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p)
+
+    def factory(policy: Any) -> Any:
+        engine = PtEngine(policy, tokenizer, template, max_batch_size=max(1, cfg.per_device_train_batch_size))
+
+        def generate(rows: list[dict]) -> list[str]:
+            reqs = [InferRequest(messages=r["prompt"], images=list(r.get("images") or [])) for r in rows]
+            return [out.text for out in engine.infer(reqs, request)]
+
+        return generate
+
+    return factory
+
+
+def _run(cfg: Any) -> dict[str, Any]:
+    started = time.time()
+    method = METHODS[cfg.rlhf_type]
+    if cfg.rlhf_type == "kto" and (cfg.loss_type or ["kto"])[0] == "kto" and cfg.per_device_train_batch_size < 2:
+        raise ConfigError("kto: --per_device_train_batch_size must be at least 2 (KTO's KL term pairs each row with "
+                          "another row of its batch)")
+    adapter = _start_model(cfg)
+    resume = resolve_resume(cfg.resume_from_checkpoint)
+    info = model_info(cfg)
+    output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)
+    cfg.output_dir = str(output_dir)
+    saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(info.path)}
+    (output_dir / "args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
+
+    tokenizer = load_tokenizer(info, cfg.trust_remote_code)
+    template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
+                            truncation_strategy=cfg.truncation_strategy)
+    data = build_align_data(cfg, template, method.data)  # all data errors surface before the model loads
+
+    cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
+    model = _load(info, cfg, method.auto_class, adapter)
+    setup = AlignSetup(cfg=cfg, model=model, tokenizer=tokenizer, template=template, train=data.train, val=data.val,
+                       output_dir=output_dir, started=started, info=info,
+                       ref_model=_reference(cfg, model, method.needs_ref and cfg.rlhf_type != "grpo"),
+                       load=lambda path: load_model(resolve_model(path, hub=cfg.hub), cfg.torch_dtype, cfg.attn_impl,
+                                                    cfg.trust_remote_code))
+    extra = {"generator_factory": _generator_factory(tokenizer, template, cfg)} if cfg.rlhf_type == "ppo" else {}
+    trainer = build_alignment_trainer(setup, **extra)
+    logger.info(f"{cfg.rlhf_type}: {len(data.train)} training rows, {len(data.val)} validation rows; model "
+                f"{info.name} ({info.path})")
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.save_model(str(output_dir))
+    trainer.save_state()
+    tokenizer.save_pretrained(str(output_dir))
+    plots = write_plots(output_dir, CURVES)
+    summary = {
+        "output_dir": str(output_dir),
+        "rlhf_type": cfg.rlhf_type,
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_runtime_s": round(time.time() - started, 2),
+        "time_to_first_step_s": _first_step_s(trainer),
+        "plots": [str(p) for p in plots],
+        "rows": {"train": len(data.train), "val": len(data.val), "dropped": sum(data.report.dropped.values())},
+    }
+    logger.info(f"done: {summary['global_step']} {cfg.rlhf_type} steps; the "
+                f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and "
+                f"plots are in {output_dir}")
+    return summary
+
+
+def _first_step_s(trainer: Any) -> Optional[float]:
+    from ..train.callbacks import TimeToFirstStep
+
+    found = getattr(trainer, "first_step_callback", None)
+    if found is None and hasattr(trainer, "callback_handler"):
+        found = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeToFirstStep)), None)
+    return found.first_step_s if found else None

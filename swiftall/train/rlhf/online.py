@@ -1,0 +1,58 @@
+"""Online methods on TRL: GRPO (TRL generates the completions: transformers generate, or vLLM with --use_vllm)
+and GKD (on-policy distillation from --teacher_model)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ...utils.errors import ConfigError
+from .common import AlignSetup, callbacks, lora_config, to_dataset, trl_args, with_throughput
+from .reward import load_sequence_classifier, reward_tokenizer
+from .rewards import RewardModelScorer, resolve_rewards
+
+
+def reward_functions(setup: AlignSetup) -> tuple[list, list[float]]:
+    """--reward_funcs then --reward_model, as callables, with --reward_weights (default 1 each)."""
+    cfg = setup.cfg
+    funcs = resolve_rewards(cfg)
+    device = next(setup.model.parameters()).device
+    for i, path in enumerate(cfg.reward_model):
+        model = load_sequence_classifier(path, dtype=setup.model.dtype, device=device)
+        tokenizer = reward_tokenizer(path, setup.tokenizer)
+        funcs.append(RewardModelScorer(model, tokenizer, name=f"reward_model{i or ''}", max_length=cfg.max_length))
+    weights = list(cfg.reward_weights) or [1.0] * len(funcs)
+    return funcs, weights
+
+
+def build_grpo(setup: AlignSetup) -> Any:
+    from trl import GRPOConfig, GRPOTrainer
+
+    cfg = setup.cfg
+    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    if batch % cfg.num_generations:
+        raise ConfigError(f"grpo: --per_device_train_batch_size x --gradient_accumulation_steps ({batch}) counts "
+                          f"completions and must be a multiple of --num_generations ({cfg.num_generations})")
+    funcs, weights = reward_functions(setup)
+    args = trl_args(GRPOConfig, setup, beta=cfg.beta, num_generations=cfg.num_generations,
+                    max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p,
+                    reward_weights=weights, use_vllm=cfg.use_vllm, log_completions=False, shuffle_dataset=True)
+    trainer = with_throughput(GRPOTrainer)(
+        model=setup.model, reward_funcs=funcs, args=args, train_dataset=to_dataset(setup.train),
+        eval_dataset=to_dataset(setup.val) if setup.val else None, processing_class=setup.tokenizer,
+        callbacks=callbacks(setup), peft_config=lora_config(cfg, getattr(setup.info, "family", None)))
+    return trainer
+
+
+def build_gkd(setup: AlignSetup) -> Any:
+    from trl.experimental.gkd import GKDConfig, GKDTrainer
+
+    cfg = setup.cfg
+    teacher = setup.load(cfg.teacher_model)
+    if teacher.config.get_text_config().vocab_size != setup.model.config.get_text_config().vocab_size:
+        raise ConfigError(f"--teacher_model {cfg.teacher_model}: its vocabulary differs from --model's; GKD needs the "
+                          "same tokenizer")
+    args = trl_args(GKDConfig, setup, lmbda=cfg.lmbda, beta=cfg.beta, temperature=cfg.temperature,
+                    max_new_tokens=cfg.max_completion_length, seq_kd=cfg.seq_kd, max_length=cfg.max_length)
+    return with_throughput(GKDTrainer)(
+        model=setup.model, teacher_model=teacher, args=args, train_dataset=to_dataset(setup.train),
+        eval_dataset=to_dataset(setup.val) if setup.val else None, processing_class=setup.tokenizer,
+        callbacks=callbacks(setup), peft_config=lora_config(cfg, getattr(setup.info, "family", None)))
