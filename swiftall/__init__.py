@@ -9,6 +9,9 @@ __version__ = "0.1.0"
 _API = {
     "sft_main": "swiftall.pipelines.sft",
     "infer_main": "swiftall.pipelines.infer",
+    "rlhf_main": "swiftall.pipelines.rlhf",
+    "dpo_main": "swiftall.pipelines.rlhf",
+    "RlhfConfig": "swiftall.config",
     "export_main": "swiftall.pipelines.export",
     "download_main": "swiftall.pipelines.download",
     "InferEngine": "swiftall.pipelines.infer",

@@ -12,6 +12,9 @@ from ..utils.errors import SwiftallError
 # command -> (config class in swiftall.config, pipeline module, entry function, one-line description)
 COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
     "sft": ("SftConfig", "swiftall.pipelines.sft", "sft_main", "fine-tune a model (full or LoRA)"),
+    "rlhf": ("RlhfConfig", "swiftall.pipelines.rlhf", "rlhf_main",
+             "align: dpo, kto, cpo, simpo, orpo, rm, ppo, grpo, gkd"),
+    "dpo": ("DpoConfig", "swiftall.pipelines.rlhf", "dpo_main", "DPO (shortcut of rlhf --rlhf_type dpo)"),
     "infer": ("InferConfig", "swiftall.pipelines.infer", "infer_main", "chat on the terminal or answer a dataset"),
     "export": ("ExportConfig", "swiftall.pipelines.export", "export_main", "merge LoRA adapters into a model"),
     "download": ("DownloadConfig", "swiftall.pipelines.download", "download_main", "fetch a model into the cache"),

@@ -1,5 +1,6 @@
 """Typed configs for every command. Imports no torch."""
 from .base import BaseConfig, arg
 from .commands import DownloadConfig, ExportConfig, InferConfig, SftConfig
+from .rlhf import DpoConfig, RlhfConfig
 
-__all__ = ["BaseConfig", "arg", "SftConfig", "InferConfig", "ExportConfig", "DownloadConfig"]
+__all__ = ["BaseConfig", "arg", "SftConfig", "InferConfig", "ExportConfig", "DownloadConfig", "RlhfConfig", "DpoConfig"]

@@ -8,7 +8,8 @@ from .callbacks import read_log
 CURVES = {"loss": "train loss", "learning_rate": "learning rate", "eval_loss": "eval loss", "grad_norm": "grad norm"}
 
 
-def write_plots(output_dir: Path) -> list[Path]:
+def write_plots(output_dir: Path, curves: dict[str, str] | None = None) -> list[Path]:
+    """One PNG per logged curve: CURVES plus a command's own (`curves`: log key -> title), e.g. rewards/margins."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +18,7 @@ def write_plots(output_dir: Path) -> list[Path]:
     records = read_log(output_dir)
     folder = Path(output_dir) / "images"
     written = []
-    for key, title in CURVES.items():
+    for key, title in {**CURVES, **(curves or {})}.items():
         points = [(r["step"], r[key]) for r in records if key in r]
         if not points:
             continue
@@ -27,7 +28,7 @@ def write_plots(output_dir: Path) -> list[Path]:
         ax.set_xlabel("step")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        path = folder / f"{key}.png"
+        path = folder / f"{key.replace('/', '_')}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)
