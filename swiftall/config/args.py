@@ -52,14 +52,27 @@ class DataArgs(BaseConfig):
     padding_free: bool = arg(False, "Concatenate each batch into one row without pad tokens (attention kept "
                              "per sample through position ids)")
     packing: bool = arg(False, "Pack several samples into rows of --max_length (attention kept per sample)")
-    dataset_num_proc: int = arg(1, "Processes used to encode data")
+    dataset_num_proc: int = arg(1, "Processes used to encode data (datasets' parallel map)", aliases=("num_proc",))
     data_seed: int = arg(42, "Seed for sampling and splitting data")
+    streaming: bool = arg(False, "Read and encode data as a stream written to disk (memory-mapped), for data larger "
+                          "than memory; 'name#N' then takes the first N rows")
+    lazy_tokenize: Optional[bool] = arg(None, "Encode rows only when training asks for them (default: true for "
+                                        "multimodal templates, false otherwise)")
+    load_from_cache_file: bool = arg(True, "Reuse encoded data cached by an earlier run with the same tokenizer, "
+                                     "template, max_length and data")
+    dataset_cache_dir: Optional[str] = arg(None, "Where encoded data is cached (default: <swiftall cache>/datasets)")
+    custom_dataset_info: list[str] = arg([], "Register your own datasets from a dataset_info.json/.yaml "
+                                         "(ms-swift list or LLaMA-Factory mapping)")
+    plugin: list[str] = arg([], "Python files run before the data is read; they may call "
+                            "swiftall.data.register_dataset", aliases=("external_plugins",))
 
     def _check_data_args(self) -> None:
         if not 0.0 <= self.split_dataset_ratio < 1.0:
             raise ConfigError(f"--split_dataset_ratio must be in [0, 1), got {self.split_dataset_ratio}")
         if self.max_length < 8:
             raise ConfigError(f"--max_length must be at least 8 tokens, got {self.max_length}")
+        if self.dataset_num_proc < 1:
+            raise ConfigError(f"--dataset_num_proc must be at least 1, got {self.dataset_num_proc}")
 
 
 @dataclass

@@ -1,23 +1,32 @@
-"""Read dataset files into rows that remember where they came from (file and line)."""
+"""Read dataset files into rows that remember where they came from (file and line).
+
+Readers are generators, so a file larger than memory is never held whole. A line that cannot be parsed
+(invalid JSON, bytes that are not UTF-8) becomes a row carrying an `error`, so that `--strict false` can skip
+and count it while the rows around it are kept. Problems with a whole file (unknown type, a JSON document that
+does not parse) raise DataError at once.
+"""
 from __future__ import annotations
 
 import csv
 import json
 import random
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from ..utils.errors import DataError
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+PREPARED_MARKER = "swiftall_prepared.json"   # written by `swiftall prepare`
 
 
 @dataclass
 class Row:
     data: dict[str, Any]
     file: str
-    line: int           # 1-based line in JSONL/CSV, 1-based index in JSON/Parquet
+    line: int           # 1-based line in JSONL/CSV, 1-based index in JSON/Parquet/HF datasets
+    error: Optional[str] = None   # set when the line could not be read at all
 
     @property
     def where(self) -> str:
@@ -38,9 +47,22 @@ def split_spec(spec: str) -> tuple[str, Optional[int]]:
     return spec, None
 
 
+def is_hf_disk_dataset(path: Path) -> bool:
+    """A folder written by datasets' save_to_disk (a Dataset or a DatasetDict)."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def is_prepared(path: Path) -> bool:
+    return path.is_dir() and (path / PREPARED_MARKER).is_file()
+
+
 def read_path(path: Path) -> Iterator[Row]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+    if is_prepared(path):
+        yield from read_prepared(path)
+    elif is_hf_disk_dataset(path):
+        yield from read_hf_disk(path)
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
         if not files:
             raise DataError(f"{path}: folder holds no {'/'.join(SUFFIXES)} files")
         for file in files:
@@ -59,12 +81,10 @@ def read_file(path: Path) -> Iterator[Row]:
     elif suffix in (".csv", ".tsv"):
         yield from _read_csv(path, "\t" if suffix == ".tsv" else ",")
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for i, data in enumerate(pq.read_table(path).to_pylist(), 1):
-            yield Row(data, name, i)
+        yield from _read_parquet(path)
     else:
-        raise DataError(f"{name}: unsupported file type '{suffix}'; use {', '.join(SUFFIXES)}")
+        raise DataError(f"{name}: unsupported file type '{suffix}'; use {', '.join(SUFFIXES)}, a folder of them, "
+                        "or a folder written by datasets' save_to_disk")
 
 
 def _read_text(path: Path) -> str:
@@ -73,28 +93,40 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: bytes that are not UTF-8 (at byte {exc.start}); re-save the file as UTF-8") from None
+        raise DataError(f"{path}:{line}: bytes that are not UTF-8 (at byte {exc.start}); re-save the file as "
+                        "UTF-8") from None
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{i}: invalid JSON ({exc.msg} at column {exc.colno}); each line must be one "
-                            "JSON object") from None
-        if not isinstance(data, dict):
-            raise DataError(f"{path}:{i}: expected a JSON object per line, got {type(data).__name__}")
-        yield Row(data, str(path), i)
+    with open(path, "rb") as handle:
+        for i, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield Row({}, str(path), i, f"{path}:{i}: bytes that are not UTF-8 (column {exc.start + 1}); "
+                          "re-save the file as UTF-8")
+                continue
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Row({}, str(path), i, f"{path}:{i}: invalid JSON ({exc.msg} at column {exc.colno}); each "
+                          "line must be one JSON object")
+                continue
+            if not isinstance(data, dict):
+                yield Row({}, str(path), i, f"{path}:{i}: expected a JSON object per line, got "
+                          f"{type(data).__name__}")
+                continue
+            yield Row(data, str(path), i)
 
 
 def _read_json(path: Path) -> Iterator[Row]:
     try:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); fix the file "
+                        "(a JSON file holds one list of row objects)") from None
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 and len(data) == 1 else [data]
@@ -102,27 +134,80 @@ def _read_json(path: Path) -> Iterator[Row]:
         raise DataError(f"{path}: expected a list of rows (or one object), got {type(data).__name__}")
     for i, item in enumerate(data, 1):
         if not isinstance(item, dict):
-            raise DataError(f"{path}: row {i}: expected an object, got {type(item).__name__}")
+            yield Row({}, str(path), i, f"{path}:{i}: row {i} must be an object, got {type(item).__name__}")
+            continue
         yield Row(item, str(path), i)
 
 
 def _read_csv(path: Path, delimiter: str) -> Iterator[Row]:
     reader = csv.DictReader(_read_text(path).splitlines(), delimiter=delimiter)
-    for i, data in enumerate(reader, 2):  # line 1 is the header
+    for data in reader:
+        i = reader.line_num  # the physical line this record ended on (quoted values may span lines)
         if None in data:
-            raise DataError(f"{path}:{i}: more fields than the header names; quote values that contain "
-                            f"'{delimiter}'")
+            yield Row({}, str(path), i, f"{path}:{i}: more fields than the header names; quote values that "
+                      f"contain '{delimiter}'")
+            continue
         yield Row({k: v for k, v in data.items() if v not in (None, "")}, str(path), i)
 
 
-def sample(rows: list[Row], count: Optional[int], seed: int) -> list[Row]:
-    """'#N': N rows drawn without replacement (cycled when N exceeds the data)."""
+def _read_parquet(path: Path) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow.ArrowInvalid and friends
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    i = 0
+    for batch in parquet.iter_batches(batch_size=1000):
+        for data in batch.to_pylist():
+            i += 1
+            yield Row(data, str(path), i)
+
+
+def iter_dataset(dataset: Iterable[dict], name: str) -> Iterator[Row]:
+    """Rows of a Hugging Face (or ModelScope) dataset; 'line' is the 1-based row index."""
+    for i, data in enumerate(dataset, 1):
+        yield Row(dict(data), name, i)
+
+
+def read_hf_disk(path: Path) -> Iterator[Row]:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        loaded = load_from_disk(str(path))
+    except Exception as exc:
+        raise DataError(f"{path}: looks like a datasets save_to_disk folder but cannot be loaded ({exc})") from None
+    if isinstance(loaded, DatasetDict):
+        split = "train" if "train" in loaded else next(iter(loaded))
+        yield from iter_dataset(loaded[split], f"{path}[{split}]")
+    else:
+        yield from iter_dataset(loaded, str(path))
+
+
+def read_prepared(path: Path, split: str = "train") -> Iterator[Row]:
+    """Canonical rows written by `swiftall prepare`; each row keeps the file:line it came from."""
+    file = path / f"{split}.jsonl"
+    if not file.is_file():
+        return
+    for row in _read_jsonl(file):
+        if row.error is None:
+            source = str(row.data.pop("source", ""))
+            name, _, line = source.rpartition(":")
+            if name and line.isdigit():
+                row = Row(row.data, name, int(line))
+        yield row
+
+
+def sample(rows: Iterable[Row], count: Optional[int], seed: int, streaming: bool = False) -> list[Row] | Iterator[Row]:
+    """'#N': N rows drawn without replacement (cycled when N exceeds the data). Streaming takes the first N."""
     if count is None:
         return rows
+    if streaming:
+        return islice(rows, count)
+    rows = list(rows)
     if not rows:
         return rows
     rng = random.Random(seed)
     order = list(range(len(rows)))
     rng.shuffle(order)
-    picked = [rows[order[i % len(rows)]] for i in range(count)]
-    return picked
+    return [rows[order[i % len(rows)]] for i in range(count)]

@@ -1,7 +1,12 @@
-"""Checks on canonical samples. Each problem names file:line and field and says what to do."""
+"""Checks on canonical samples. Each problem names file:line and field and says what to do.
+
+Media *paths* are checked here (tags against counts, relative paths resolved against the dataset file's folder,
+missing files, files that are not images); decoding media is the multimodal template's job.
+"""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -9,58 +14,108 @@ from ..utils.errors import DataError
 from .read import Row
 
 MEDIA = {"images": "<image>", "audios": "<audio>", "videos": "<video>"}
+PREFERENCE_TASKS = ("dpo", "cpo", "simpo", "orpo", "rm", "rlhf")
 
 
 def validate_sample(row: Row, sample: dict[str, Any], task: str = "sft") -> None:
     if "text" in sample and "messages" not in sample:
         if not isinstance(sample["text"], str) or not sample["text"].strip():
-            raise DataError(f"{row.where}: field 'text' is empty; give the text to train on")
+            raise DataError(f"{row.where}: field 'text' is empty or not text; give the text to train on")
+        validate_media(row, sample)
         return
     messages = sample["messages"]
     if not messages:
         raise DataError(f"{row.where}: field 'messages' is empty; give at least a user and an assistant turn")
-    for i, msg in enumerate(messages):
-        if msg["role"] == "system" and i != 0:
-            raise DataError(f"{row.where}: field 'messages[{i}].role': a system message may only come first")
-    turns = [m for m in messages if m["role"] != "system"]
-    if not turns or turns[0]["role"] != "user":
-        raise DataError(f"{row.where}: field 'messages': the first turn after the system prompt must be the user's")
-    for i in range(1, len(messages)):
-        prev, cur = messages[i - 1]["role"], messages[i]["role"]
-        if prev == cur and cur in ("user", "assistant") and not messages[i - 1].get("tool_calls"):
-            raise DataError(f"{row.where}: field 'messages[{i}].role': two {cur} turns in a row; merge them into "
-                            "one turn or insert the missing reply")
-    if task == "sft":
-        if messages[-1]["role"] != "assistant":
-            raise DataError(f"{row.where}: field 'messages[{len(messages) - 1}]': the conversation must end with an "
-                            "assistant turn to train on")
+    _check_order(row, messages)
+    if task not in ("infer", "grpo") and messages[-1]["role"] != "assistant":
+        raise DataError(f"{row.where}: field 'messages[{len(messages) - 1}]': the conversation must end with an "
+                        "assistant turn to train on")
     for i, msg in enumerate(messages):
         if msg["role"] == "assistant" and not msg["content"].strip() and not msg.get("tool_calls"):
             raise DataError(f"{row.where}: field 'messages[{i}].content': empty assistant turn; give the answer text "
                             "or remove the row")
+    _check_task_fields(row, sample, task)
     validate_media(row, sample)
 
 
+def _check_order(row: Row, messages: list[dict]) -> None:
+    for i, msg in enumerate(messages):
+        if msg["role"] == "system" and i != 0:
+            raise DataError(f"{row.where}: field 'messages[{i}].role': a system message may only come first")
+    first = 1 if messages[0]["role"] == "system" else 0
+    if first >= len(messages) or messages[first]["role"] != "user":
+        raise DataError(f"{row.where}: field 'messages[{first}].role': the first turn after the system prompt must "
+                        "be the user's")
+    for i in range(1, len(messages)):
+        prev, cur = messages[i - 1], messages[i]
+        if cur["role"] == prev["role"] and cur["role"] in ("user", "assistant") and not prev.get("tool_calls"):
+            raise DataError(f"{row.where}: field 'messages[{i}].role': two {cur['role']} turns in a row; merge them "
+                            "into one turn or insert the missing reply")
+        if cur["role"] == "tool" and not (prev.get("tool_calls") or prev["role"] == "tool"):
+            raise DataError(f"{row.where}: field 'messages[{i}].role': a tool result must follow an assistant "
+                            "tool call (a function_call turn)")
+
+
+def _check_task_fields(row: Row, sample: dict[str, Any], task: str) -> None:
+    rejected = sample.get("rejected_response")
+    if rejected is not None and (not isinstance(rejected, str) or not rejected.strip()):
+        raise DataError(f"{row.where}: field 'rejected_response' must be non-empty text")
+    if task in PREFERENCE_TASKS and rejected is None and not sample.get("rejected_messages"):
+        raise DataError(f"{row.where}: a preference row needs a rejected answer: give 'chosen' and 'rejected' "
+                        "(or 'rejected_response')")
+    if task == "kto" and not isinstance(sample.get("label"), bool):
+        raise DataError(f"{row.where}: field 'label' is missing; KTO rows need label true (desirable) or false")
+
+
 def validate_media(row: Row, sample: dict[str, Any]) -> None:
-    texts = [m["content"] for m in sample.get("messages", [])]
+    texts = [m["content"] for m in sample.get("messages", [])] or [sample.get("text") or ""]
     for field, tag in MEDIA.items():
-        items = sample.get(field) or []
+        items = sample.get(field)
+        if items is None:
+            continue
         if isinstance(items, str):
             items = [items]
             sample[field] = items
         if not isinstance(items, list):
-            raise DataError(f"{row.where}: field '{field}' must be a list of paths or URLs")
-        tags = sum(len(re.findall(re.escape(tag), t)) for t in texts)
+            raise DataError(f"{row.where}: field '{field}' must be a list of paths or URLs, got "
+                            f"{type(items).__name__}")
+        tags = sum(len(re.findall(re.escape(tag), t)) for t in texts if isinstance(t, str))
         if tags and tags != len(items):
             raise DataError(f"{row.where}: field '{field}': {tags} {tag} tag(s) in the text but {len(items)} "
                             f"{field}; give one {field[:-1]} per tag")
         for j, item in enumerate(items):
-            if not isinstance(item, str):
-                continue  # decoded media (bytes, arrays) are checked when read
-            if item.startswith(("http://", "https://", "data:")):
-                continue
-            path = Path(item) if Path(item).is_absolute() else row.base_dir / item
-            if not path.is_file():
-                raise DataError(f"{row.where}: field '{field}[{j}]': file not found: {path} (relative paths are "
-                                f"resolved against the dataset's folder {row.base_dir})")
-            items[j] = str(path)
+            if isinstance(item, str):
+                items[j] = _check_media_path(row, f"{field}[{j}]", item, field)
+            elif item is None:
+                raise DataError(f"{row.where}: field '{field}[{j}]' is null; give a path or URL")
+
+
+def _check_media_path(row: Row, where: str, item: str, field: str) -> str:
+    if item.startswith(("http://", "https://", "data:", "file://")):
+        return item
+    path = Path(item).expanduser()
+    path = path if path.is_absolute() else row.base_dir / path
+    if not path.is_file():
+        raise DataError(f"{row.where}: field '{where}': file not found: {path} (relative paths are resolved "
+                        f"against the dataset file's folder {row.base_dir})")
+    if field == "images":
+        problem = _image_problem(str(path), path.stat().st_mtime_ns)
+        if problem:
+            raise DataError(f"{row.where}: field '{where}': {path} cannot be read as an image ({problem}); replace "
+                            "the file or remove the row")
+    return str(path)
+
+
+@lru_cache(maxsize=65536)
+def _image_problem(path: str, _mtime_ns: int) -> str:
+    """Open the image header only (cheap); '' when it is readable or Pillow is not installed."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return ""
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 - parsed from the header
+    except Exception as exc:  # UnidentifiedImageError, truncated headers, ...
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    return ""
