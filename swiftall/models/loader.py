@@ -70,6 +70,10 @@ def _read_config(path: Path) -> dict[str, Any]:
 def load_tokenizer(info: ModelInfo, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    if info.family is not None and info.family.multimodal:  # the processor's tokenizer, processor attached
+        from .multimodal import load_mm_tokenizer
+
+        return load_mm_tokenizer(info, trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(info.path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
