@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from ..utils.errors import ConfigError
 from .args import (AdapterArgs, DataArgs, ExportArgs, GenerationArgs, InferArgs, ModelArgs, TrainArgs,
                    TunerArgs)
+from .multimodal import MultimodalArgs
 
 
 @dataclass
-class SftConfig(TrainArgs, TunerArgs, DataArgs, ModelArgs):
+class SftConfig(TrainArgs, MultimodalArgs, TunerArgs, DataArgs, ModelArgs):
     """Fine-tune a model (full or LoRA) on conversation data."""
 
     command = "sft"
@@ -24,7 +25,7 @@ class SftConfig(TrainArgs, TunerArgs, DataArgs, ModelArgs):
 
 
 @dataclass
-class InferConfig(InferArgs, GenerationArgs, AdapterArgs, DataArgs, ModelArgs):
+class InferConfig(InferArgs, GenerationArgs, AdapterArgs, MultimodalArgs, DataArgs, ModelArgs):
     """Chat with a model on the terminal, or answer every row of --val_dataset/--dataset into --result_path."""
 
     command = "infer"

@@ -61,9 +61,12 @@ def read_bytes(item: str | Path) -> bytes:
         return _b64(text[match.end():])
     if text.startswith(("http://", "https://")):
         return _fetch(text)
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path.read_bytes()
+    try:
+        path = Path(text).expanduser()
+        if path.is_file():
+            return path.read_bytes()
+    except OSError:  # a long base64 string is no valid file name
+        pass
     if len(text) > 256 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", text):
         return _b64(text)
     raise MediaError(f"file not found: {text}")
@@ -248,7 +251,7 @@ def sample_frames(frames: list, native_fps: Optional[float], fps: Optional[float
     index = list(range(len(frames)))
     if fps and native_fps and fps < native_fps:
         step = native_fps / fps
-        index = sorted({int(i * step) for i in range(int(len(frames) / step) or 1)})
+        index = sorted({int(i * step) for i in range(math.ceil(len(frames) / step - 1e-6))})
     if max_frames and len(index) > max_frames:
         index = [index[int(i * len(index) / max_frames)] for i in range(max_frames)]
     return [frames[i] for i in index]

@@ -6,6 +6,7 @@ from typing import Any, Optional
 from ..models import ModelFamily
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
+from .freeze import freeze_parts, multimodal_lora_targets
 
 logger = get_logger(__name__)
 
@@ -21,12 +22,13 @@ def apply_tuner(model: Any, args: Any, family: Optional[ModelFamily] = None) -> 
     if args.train_type == "full":
         for p in model.parameters():
             p.requires_grad_(True)
-        return model
+        return freeze_parts(model, args, family)
     if args.train_type == "lora":
         from peft import LoraConfig, get_peft_model
 
         config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                            target_modules=lora_targets(args, family), task_type="CAUSAL_LM",
+                            target_modules=multimodal_lora_targets(model, args, family) or lora_targets(args, family),
+                            task_type="CAUSAL_LM",
                             modules_to_save=list(args.modules_to_save) or None, use_dora=args.use_dora,
                             use_rslora=args.use_rslora)
         try:
