@@ -1,14 +1,27 @@
-"""The one Engine interface used by infer, deploy, evaluation and the web UI."""
+"""The one Engine interface used by infer, deploy, evaluation and the web UI.
+
+Backends implement `infer` (a list of requests) and `stream` (text pieces of one answer). The richer calls the
+server needs -- `stream_events` (pieces with token counts, log-probabilities and the finish reason) and the async
+forms `infer_async` / `stream_async` -- have working defaults here, and backends override them when they can do
+better (the PyTorch engine serves every one of them from its continuous-batching scheduler).
+"""
 from __future__ import annotations
 
+import asyncio
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Union
+from typing import Any, AsyncIterator, Iterator, Optional, Union
+
+BASE_MODEL = "__base__"  # adapter name meaning "the base model, no adapter" (peft's own spelling)
 
 
 @dataclass
 class RequestConfig:
-    """Sampling settings of one request. temperature 0 means greedy; None fields use the model's defaults."""
+    """Sampling settings of one request. temperature 0 means greedy; None fields use the model's defaults.
+
+    `logprobs` returns the log-probability of each generated token, `top_logprobs` (0-20) also the k most
+    likely alternatives at each step; `n` asks for several answers to the same request."""
 
     max_new_tokens: int = 512
     temperature: Optional[float] = None
@@ -17,6 +30,10 @@ class RequestConfig:
     repetition_penalty: Optional[float] = None
     stop: list[str] = field(default_factory=list)
     seed: Optional[int] = None
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    stop_token_ids: list[int] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args: Any) -> "RequestConfig":
@@ -32,6 +49,8 @@ class InferRequest:
     audios: list[Any] = field(default_factory=list)
     videos: list[Any] = field(default_factory=list)
     tools: Optional[list[dict[str, Any]]] = None
+    prompt: Optional[str] = None          # raw text completion: used as is instead of the chat template
+    prefill: Optional[str] = None         # text the answer must start with (appended after the assistant header)
 
     @classmethod
     def coerce(cls, value: Union["InferRequest", dict, str]) -> "InferRequest":
@@ -39,11 +58,20 @@ class InferRequest:
             return value
         if isinstance(value, str):
             return cls(messages=[{"role": "user", "content": value}])
-        if isinstance(value, dict) and "messages" in value:
-            keys = {"messages", "adapter", "images", "audios", "videos", "tools"}
-            return cls(**{k: v for k, v in value.items() if k in keys})
-        raise TypeError(f"an inference request is a question string, a dict with 'messages', or an InferRequest; "
-                        f"got {type(value).__name__}")
+        if isinstance(value, dict) and ("messages" in value or "prompt" in value):
+            keys = {"messages", "adapter", "images", "audios", "videos", "tools", "prompt", "prefill"}
+            data = {k: v for k, v in value.items() if k in keys}
+            data.setdefault("messages", [])
+            return cls(**data)
+        raise TypeError(f"an inference request is a question string, a dict with 'messages' (or 'prompt'), or an "
+                        f"InferRequest; got {type(value).__name__}")
+
+
+@dataclass
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = field(default_factory=list)  # (token text, logprob), most likely first
 
 
 @dataclass
@@ -52,10 +80,30 @@ class InferResponse:
     finish_reason: str            # "stop" or "length"
     prompt_tokens: int
     completion_tokens: int
+    logprobs: Optional[list[TokenLogprob]] = None
+    choices: list["InferResponse"] = field(default_factory=list)  # the other answers when n > 1
+
+
+@dataclass
+class StreamEvent:
+    """One piece of a streamed answer. The last event of an answer has `finish_reason` set."""
+
+    text: str
+    index: int = 0                        # which of the n answers
+    finish_reason: Optional[str] = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+
+class QueueFullError(RuntimeError):
+    """The engine is saturated; the server answers 429 with this message."""
 
 
 class Engine(ABC):
     """Backends implement infer and stream; the rest is shared."""
+
+    max_model_len: Optional[int] = None   # context length, when known (the server refuses longer requests)
 
     @abstractmethod
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
@@ -67,3 +115,60 @@ class Engine(ABC):
 
     def chat(self, question: str, config: Optional[RequestConfig] = None, **kwargs: Any) -> str:
         return self.infer([InferRequest(messages=[{"role": "user", "content": question}], **kwargs)], config)[0].text
+
+    # ---- richer forms with defaults -------------------------------------------------------------
+    def stream_events(self, request: Any, config: Optional[RequestConfig] = None) -> Iterator[StreamEvent]:
+        """Stream with finish reason and counts. Default: the text pieces of `stream`, then one final event."""
+        count = 0
+        for piece in self.stream(request, config):
+            count += 1
+            yield StreamEvent(text=piece)
+        yield StreamEvent(text="", finish_reason="stop", completion_tokens=count)
+
+    def count_prompt_tokens(self, request: Any) -> Optional[int]:
+        """Prompt length in tokens, when the engine can tell without generating (None otherwise)."""
+        return None
+
+    def embed(self, texts: list[str], adapter: Optional[str] = None) -> list[list[float]]:
+        raise NotImplementedError(f"{type(self).__name__} does not compute embeddings")
+
+    async def infer_async(self, request: Any, config: Optional[RequestConfig] = None) -> InferResponse:
+        return (await asyncio.to_thread(self.infer, [request], config))[0]
+
+    async def stream_async(self, request: Any, config: Optional[RequestConfig] = None) -> AsyncIterator[StreamEvent]:
+        """`stream_events` run on a worker thread, handed to the event loop piece by piece."""
+        async for event in iterate_in_thread(lambda: self.stream_events(request, config)):
+            yield event
+
+    def close(self) -> None:
+        """Finish in-flight work and release resources."""
+
+
+async def iterate_in_thread(make_iterator: Any) -> AsyncIterator[Any]:
+    """Run a blocking iterator on a thread; yield its items on the event loop. Errors are re-raised here."""
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue = asyncio.Queue()
+    done = object()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in make_iterator():
+                loop.call_soon_threadsafe(items.put_nowait, item)
+                if stop.is_set():
+                    break
+            loop.call_soon_threadsafe(items.put_nowait, done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(items.put_nowait, exc)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        while True:
+            item = await items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

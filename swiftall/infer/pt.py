@@ -1,159 +1,248 @@
-"""The PyTorch engine: transformers generate, batched with left padding, optional LoRA adapters."""
+"""The PyTorch engine: continuous batching over transformers models, per-request sampling, LoRA adapters.
+
+Text requests go through the continuous-batching scheduler (scheduler.py). Requests whose template adds model
+inputs besides token ids (multimodal templates put pixel values etc. in `Encoded.extra`) are answered by
+`model.generate` with those inputs, since their positions and caches are the model's own business.
+"""
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence as Seq
 
 from ..models import ModelInfo, load_model, load_tokenizer, resolve_model
 from ..templates import Encoded, Template, get_template
 from ..tuners import attach_adapters
 from ..utils.errors import ConfigError
-from .engine import Engine, InferRequest, InferResponse, RequestConfig
+from .detok import Answer
+from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
+from .sampling import resolve_params
+from .scheduler import Scheduler, Sequence
 
 
 class PtEngine(Engine):
     def __init__(self, model: Any, tokenizer: Any, template: Template, max_batch_size: int = 16,
-                 default_config: Optional[RequestConfig] = None):
+                 default_config: Optional[RequestConfig] = None, max_queue: int = 256):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.template = template
         self.max_batch_size = max_batch_size
         self.default_config = default_config or RequestConfig()
+        self.adapters = list(getattr(model, "peft_config", {}) or {})
+        self.scheduler = Scheduler(self.model, max_batch_size, max_queue, use_adapter_names=bool(self.adapters))
+        self.max_model_len = _context_length(model)
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, model: str | None = None, adapters: Sequence[str] = (), model_type: str | None = None,
+    def from_pretrained(cls, model: str | None = None, adapters: Seq[str] = (), model_type: str | None = None,
                         hub: str = "huggingface", torch_dtype: str = "auto", attn_impl: str | None = None,
                         system: str | None = None, max_length: int | None = None, max_batch_size: int = 16,
                         trust_remote_code: bool = False, default_config: Optional[RequestConfig] = None,
-                        info: Optional[ModelInfo] = None) -> "PtEngine":
+                        info: Optional[ModelInfo] = None, max_queue: int = 256) -> "PtEngine":
         info = info or resolve_model(model, model_type, hub=hub)
         tokenizer = load_tokenizer(info, trust_remote_code)
         weights = load_model(info, torch_dtype, attn_impl, trust_remote_code)
         weights = attach_adapters(weights, adapters)
         template = get_template(tokenizer, info, system=system, max_length=max_length, truncation_strategy="left")
-        return cls(weights, tokenizer, template, max_batch_size, default_config)
+        return cls(weights, tokenizer, template, max_batch_size, default_config, max_queue)
 
-    # ---- generation ---------------------------------------------------------------------------
-    def _generation_kwargs(self, config: RequestConfig) -> dict[str, Any]:
+    # ---- encoding -----------------------------------------------------------------------------
+    def _encode(self, request: InferRequest) -> Encoded:
+        if request.prompt is not None:
+            return Encoded(self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"], [])
+        media = {"images": request.images, "audios": request.audios, "videos": request.videos}
+        encoded = self.template.encode_for_generation(request.messages, tools=request.tools,
+                                                      media={k: v for k, v in media.items() if v} or None)
+        if request.prefill:
+            encoded.input_ids = encoded.input_ids + self.tokenizer(request.prefill, add_special_tokens=False)[
+                "input_ids"]
+        return encoded
+
+    def count_prompt_tokens(self, request: Any) -> Optional[int]:
+        return len(self._encode(InferRequest.coerce(request)).input_ids)
+
+    def eos_ids(self) -> set[int]:
+        eos = {self.tokenizer.eos_token_id}
+        configured = self.model.generation_config.eos_token_id
+        eos |= set(configured if isinstance(configured, list) else [configured])
+        return {e for e in eos if e is not None}
+
+    def _adapter(self, name: Optional[str]) -> Optional[str]:
+        """The adapter a request runs with: None is the first loaded adapter (if any), BASE_MODEL the base."""
+        if not self.adapters:
+            if name and name != BASE_MODEL:
+                raise ConfigError(f"adapter '{name}' requested but this engine has no adapters loaded")
+            return None
+        if name and name != BASE_MODEL and name not in self.adapters:
+            raise ConfigError(f"unknown adapter '{name}'; loaded: {', '.join(self.adapters)}")
+        return name or self.adapters[0]
+
+    # ---- generation through the scheduler -----------------------------------------------------
+    def start(self, request: Any, config: Optional[RequestConfig] = None, emit: Any = None) -> list[Answer]:
+        """Queue one request (n answers); returns their Answers, which fill in as tokens arrive. Their events go
+        to one shared queue (`answers[0].events`), or to `emit` when given."""
+        config = config or self.default_config
+        req = InferRequest.coerce(request)
+        encoded = self._encode(req)
+        adapter = self._adapter(req.adapter)
+        extras = {k: v for k, v in encoded.extra.items() if k != "truncated_from"}
+        prompt = encoded.input_ids
+        if self.max_model_len and len(prompt) >= self.max_model_len:
+            raise ConfigError(f"the prompt is {len(prompt)} tokens; this model's context is {self.max_model_len}")
+        max_new = config.max_new_tokens
+        if self.max_model_len:
+            max_new = min(max_new, self.max_model_len - len(prompt))
+        eos = self.eos_ids() | set(config.stop_token_ids)
+        answers, seqs, events = [], [], queue.Queue()
+        for i in range(max(1, config.n)):
+            answer = Answer(self.tokenizer, len(prompt), list(config.stop), eos, index=i, prefix=req.prefill or "",
+                            events=events, emit=emit)
+            seed = None if config.seed is None else config.seed + i
+            params = resolve_params(config, self.model.generation_config, seed)
+            answer.seq = Sequence(list(prompt), params, max_new, eos, answer.on_token, answer.on_finish, adapter)
+            seqs.append(answer.seq)
+            answers.append(answer)
+        if extras:
+            threading.Thread(target=self._generate_with_extras, args=(encoded, extras, seqs, config),
+                             daemon=True).start()
+        else:
+            self.scheduler.submit(seqs)
+        return answers
+
+    def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
+        started = [self.start(r, config) for r in requests]  # all queued first, so they batch together
+        results = []
+        for answers in started:
+            for a in answers:
+                a.done.wait()
+            first, *others = [a.response() for a in answers]
+            first.choices = others
+            results.append(first)
+        return results
+
+    def stream_events(self, request: Any, config: Optional[RequestConfig] = None) -> Iterator[StreamEvent]:
+        """Events of all n answers, interleaved (each carries its `index`); ends when every answer has ended."""
+        answers = self.start(request, config)
+        events = answers[0].events  # the n answers of one request share one queue
+        open_ = len(answers)
+        try:
+            while open_:
+                event = events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                open_ -= event.finish_reason is not None
+                yield event
+        finally:  # a client that stops reading (disconnects) frees its batch rows
+            for a in answers:
+                if a.seq is not None and a.seq.finish_reason is None:
+                    a.seq.cancelled = True
+
+    async def stream_async(self, request: Any, config: Optional[RequestConfig] = None) -> AsyncIterator[StreamEvent]:
+        """Events straight from the scheduler thread onto the event loop (no thread per request)."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        answers = self.start(request, config, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
+        open_ = len(answers)
+        try:
+            while open_:
+                event = await events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                open_ -= event.finish_reason is not None
+                yield event
+        finally:
+            for a in answers:
+                if a.seq is not None and a.seq.finish_reason is None:
+                    a.seq.cancelled = True
+
+    async def infer_async(self, request: Any, config: Optional[RequestConfig] = None) -> InferResponse:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        answers = self.start(request, config, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
+        open_ = len(answers)
+        while open_:
+            event = await events.get()
+            if isinstance(event, BaseException):
+                raise event
+            open_ -= event.finish_reason is not None
+        first, *others = [a.response() for a in answers]
+        first.choices = others
+        return first
+
+    def stream(self, request: Any, config: Optional[RequestConfig] = None) -> Iterator[str]:
+        for event in self.stream_events(request, config):
+            if event.text:
+                yield event.text
+
+    def close(self) -> None:
+        self.scheduler.close()
+
+    # ---- multimodal inputs: model.generate ----------------------------------------------------
+    def _generate_with_extras(self, encoded: Encoded, extras: dict, seqs: list[Sequence], config: RequestConfig):
+        import torch
+
+        try:
+            device = next(self.model.parameters()).device
+            ids = torch.tensor([encoded.input_ids] * len(seqs), device=device)
+            inputs = {k: (torch.cat([v] * len(seqs)) if torch.is_tensor(v) else v) for k, v in
+                      _merge_extras([extras]).items()}
+            inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            kwargs = {"adapter_names": [seqs[0].adapter or BASE_MODEL] * len(seqs)} if self.adapters else {}
+            with self._lock, torch.inference_mode():
+                if config.seed is not None:
+                    torch.manual_seed(config.seed)
+                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, **kwargs,
+                                          **self._generation_kwargs(config, seqs[0]))
+            for seq, row in zip(seqs, out[:, ids.shape[1]:].tolist()):
+                for token in row:
+                    seq.generated.append(token)
+                    stop = seq.on_token(seq, token, None, [])
+                    if token in seq.eos_ids or stop:
+                        seq.finish_reason = "stop"
+                        break
+                seq.finish_reason = seq.finish_reason or "length"
+                seq.on_finish(seq, None)
+        except Exception as exc:
+            for seq in seqs:
+                seq.finish_reason = "error"
+                seq.on_finish(seq, exc)
+
+    def _generation_kwargs(self, config: RequestConfig, seq: Sequence) -> dict[str, Any]:
         from transformers import GenerationConfig
 
         gen = GenerationConfig.from_dict(self.model.generation_config.to_dict())
-        gen.max_new_tokens = config.max_new_tokens
-        gen.pad_token_id = self.tokenizer.pad_token_id
-        eos = {self.tokenizer.eos_token_id}
-        if gen.eos_token_id is not None:
-            eos |= set(gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id])
-        gen.eos_token_id = sorted(e for e in eos if e is not None)
-        if config.temperature is not None:
-            gen.do_sample = config.temperature > 0
-            if gen.do_sample:
-                gen.temperature = config.temperature
-        if not gen.do_sample:
-            gen.temperature, gen.top_p, gen.top_k = None, None, None
-        else:
-            gen.top_p = config.top_p if config.top_p is not None else gen.top_p
-            gen.top_k = config.top_k if config.top_k is not None else gen.top_k
-        if config.repetition_penalty is not None:
-            gen.repetition_penalty = config.repetition_penalty
-        if config.stop:
-            gen.stop_strings = list(config.stop)
-        return {"generation_config": gen, "tokenizer": self.tokenizer if config.stop else None}
+        p = seq.params
+        gen.max_new_tokens, gen.pad_token_id = seq.max_new_tokens, self.tokenizer.pad_token_id
+        gen.eos_token_id = sorted(seq.eos_ids)
+        gen.do_sample = p.do_sample
+        gen.temperature, gen.top_p, gen.top_k = (p.temperature, p.top_p, p.top_k) if p.do_sample else (None,) * 3
+        gen.repetition_penalty = p.repetition_penalty
+        return {"generation_config": gen}
 
-    def _batch(self, prompts: list[Encoded]) -> dict[str, Any]:
-        """Left-padded ids plus any extra model inputs of the template (stacked along the batch)."""
+    # ---- embeddings ---------------------------------------------------------------------------
+    def embed(self, texts: list[str], adapter: Optional[str] = None) -> list[list[float]]:
+        """Mean of the last hidden layer over each text's tokens, L2-normalised."""
         import torch
 
-        extras = _merge_extras([p.extra for p in prompts])
-        prompts = [p.input_ids for p in prompts]
-        longest = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(prompts), longest), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), longest), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, longest - len(p):] = torch.tensor(p)
-            mask[i, longest - len(p):] = 1
-        device = next(self.model.parameters()).device
-        extras = {k: v.to(device) if hasattr(v, "to") else v for k, v in extras.items()}
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), **extras}
+        vectors = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=True, return_tensors="pt")["input_ids"]
+            if self.max_model_len and ids.shape[1] > self.max_model_len:
+                raise ConfigError(f"an input is {ids.shape[1]} tokens; this model's context is {self.max_model_len}")
+            kwargs = {"adapter_names": [self._adapter(adapter) or BASE_MODEL]} if self.adapters else {}
+            with torch.inference_mode():
+                out = self.model(input_ids=ids.to(next(self.model.parameters()).device), output_hidden_states=True,
+                                 logits_to_keep=1, **kwargs)
+            vector = out.hidden_states[-1][0].float().mean(dim=0)
+            vectors.append(torch.nn.functional.normalize(vector, dim=0).tolist())
+        return vectors
 
-    def _encode(self, request: InferRequest) -> Encoded:
-        media = {"images": request.images, "audios": request.audios, "videos": request.videos}
-        return self.template.encode_for_generation(request.messages, tools=request.tools,
-                                                   media={k: v for k, v in media.items() if v} or None)
 
-    def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
-        import torch
-
-        config = config or self.default_config
-        reqs = [InferRequest.coerce(r) for r in requests]
-        results: list[Optional[InferResponse]] = [None] * len(reqs)
-        for start in range(0, len(reqs), self.max_batch_size):
-            by_adapter: dict[Optional[str], list[tuple[int, InferRequest]]] = {}
-            for i in range(start, min(start + self.max_batch_size, len(reqs))):
-                by_adapter.setdefault(reqs[i].adapter, []).append((i, reqs[i]))
-            for adapter, items in by_adapter.items():
-                prompts = [self._encode(r) for _, r in items]
-                with self._lock, torch.inference_mode():
-                    self._set_adapter(adapter)
-                    if config.seed is not None:
-                        torch.manual_seed(config.seed)
-                    batch = self._batch(prompts)
-                    generated = self.model.generate(**batch, **self._generation_kwargs(config))
-                new = generated[:, batch["input_ids"].shape[1]:].tolist()
-                for (i, _), prompt, row in zip(items, prompts, new):
-                    results[i] = self._response(row, len(prompt.input_ids), config)
-        return results  # type: ignore[return-value]
-
-    def _response(self, tokens: list[int], prompt_len: int, config: RequestConfig) -> InferResponse:
-        eos = set(self._generation_kwargs(config)["generation_config"].eos_token_id)
-        pad = self.tokenizer.pad_token_id
-        ended = False
-        kept = []
-        for t in tokens:
-            if t in eos:
-                ended = True
-                break
-            kept.append(t)
-        while kept and kept[-1] == pad and pad not in eos:
-            kept.pop()
-        text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        for stop in config.stop:
-            if stop in text:
-                text, ended = text[: text.index(stop)], True
-        return InferResponse(text=text, finish_reason="stop" if ended else "length", prompt_tokens=prompt_len,
-                             completion_tokens=len(kept) + (1 if ended else 0))
-
-    def stream(self, request: Any, config: Optional[RequestConfig] = None) -> Iterator[str]:
-        import torch
-        from transformers import TextIteratorStreamer
-
-        config = config or self.default_config
-        req = InferRequest.coerce(request)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        batch = self._batch([self._encode(req)])
-
-        def run() -> None:
-            with self._lock, torch.inference_mode():
-                self._set_adapter(req.adapter)
-                if config.seed is not None:
-                    torch.manual_seed(config.seed)
-                self.model.generate(**batch, streamer=streamer, **self._generation_kwargs(config))
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        yield from streamer
-        thread.join()
-
-    def _set_adapter(self, name: Optional[str]) -> None:
-        if not hasattr(self.model, "peft_config"):
-            if name:
-                raise ConfigError(f"adapter '{name}' requested but this engine has no adapters loaded")
-            return
-        names = list(self.model.peft_config)
-        if name and name not in names:
-            raise ConfigError(f"unknown adapter '{name}'; loaded: {', '.join(names)}")
-        self.model.set_adapter(name or names[0])
+def _context_length(model: Any) -> Optional[int]:
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "max_position_embeddings", None)
 
 
 def _merge_extras(extras: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,17 +20,25 @@ logger = get_logger(__name__)
 
 
 def build_engine(cfg: InferConfig):
+    """The engine --infer_backend names: pt (continuous batching), vllm, sglang or lmdeploy."""
+    default = RequestConfig.from_args(cfg)
+    info = model_info(cfg)
     if cfg.infer_backend != "pt":
-        from ..utils.optional import require
+        from ..infer.backends import build_backend
+        from ..models import load_tokenizer
+        from ..templates import get_template
 
-        require(cfg.infer_backend, cfg.infer_backend, f"--infer_backend {cfg.infer_backend}")
-        raise ConfigError(f"--infer_backend {cfg.infer_backend} is not wired in this version; use pt")
+        tokenizer = load_tokenizer(info, cfg.trust_remote_code)
+        template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
+                                truncation_strategy="left")
+        return build_backend(cfg.infer_backend, str(info.path), template, cfg.adapters, cfg.max_batch_size, default)
     from ..infer.pt import PtEngine
 
     return PtEngine.from_pretrained(adapters=cfg.adapters, torch_dtype=cfg.torch_dtype, attn_impl=cfg.attn_impl,
                                     system=cfg.system, max_length=cfg.max_length,
                                     max_batch_size=cfg.max_batch_size, trust_remote_code=cfg.trust_remote_code,
-                                    default_config=RequestConfig.from_args(cfg), info=model_info(cfg))
+                                    default_config=default, info=info,
+                                    max_queue=getattr(cfg, "max_queue_size", 256))
 
 
 def prepare_infer_config(config: Any) -> InferConfig:

@@ -1,0 +1,232 @@
+"""Continuous batching for the PyTorch engine: one background thread drives the model's forward with a KV cache.
+
+Every loop turn: waiting sequences join (their prompts are prefilled together, left-padded, and their KV cache is
+concatenated to the running batch's), then one decode step runs for every sequence in the batch, and finished
+sequences leave (their cache rows are dropped, and columns that only padding uses are trimmed). A request never
+waits for a whole batch to finish, and the batch is as wide as the traffic allows, up to `max_batch_size`.
+
+Each row carries its own sampling settings (see sampling.py) and its own LoRA adapter: peft's `adapter_names`
+runs a mixed-adapter batch in one forward.
+
+Why not transformers' `ContinuousBatchingManager`? It runs on this CPU, but its sampling settings are per
+manager (not per request), it has no per-request seed, no top-k alternatives for `top_logprobs`, and no
+per-row LoRA adapters -- all of which an OpenAI-compatible server must honour.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ..utils.log import get_logger
+from .engine import QueueFullError
+from .sampling import SamplingParams, choose_tokens
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class Sequence:
+    """One answer being generated. `on_token(seq, token, logprob, top)` returns True to stop the sequence
+    (a stop string was seen); `on_finish(seq, error)` is called exactly once."""
+
+    prompt: list[int]
+    params: SamplingParams
+    max_new_tokens: int
+    eos_ids: set[int]
+    on_token: Callable[["Sequence", int, Optional[float], list], bool]
+    on_finish: Callable[["Sequence", Optional[BaseException]], None]
+    adapter: Optional[str] = None
+    generated: list[int] = field(default_factory=list)
+    finish_reason: Optional[str] = None
+    cancelled: bool = False
+    pending: int = -1          # sampled token whose KV is not in the cache yet
+    pos: int = 0               # position id of `pending`
+
+
+class Scheduler:
+    def __init__(self, model: Any, max_batch_size: int = 16, max_queue: int = 256, use_adapter_names: bool = False):
+        self.model = model
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_queue = max_queue
+        self.use_adapter_names = use_adapter_names
+        self.waiting: deque[Sequence] = deque()
+        self.rows: list[Sequence] = []
+        self.cache: Any = None
+        self.mask: Any = None
+        self.cv = threading.Condition()
+        self.accepting = True
+        self.stopping = False
+        self.thread: Optional[threading.Thread] = None
+        self.steps = 0             # decode steps run (tests and benchmarks read it)
+        self.widest = 0            # widest batch seen
+
+    # ---- public -------------------------------------------------------------------------------
+    def submit(self, seqs: list[Sequence]) -> None:
+        with self.cv:
+            if not self.accepting:
+                raise QueueFullError("the server is shutting down; not accepting new requests")
+            if len(self.waiting) + len(seqs) > self.max_queue:
+                raise QueueFullError(f"too many requests waiting ({len(self.waiting)} queued, limit {self.max_queue});"
+                                     " retry shortly")
+            self.waiting.extend(seqs)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="swiftall-scheduler", daemon=True)
+                self.thread.start()
+            self.cv.notify()
+
+    def busy(self) -> int:
+        with self.cv:
+            return len(self.waiting) + len(self.rows)
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Stop accepting, let queued and running sequences finish, then stop the thread."""
+        with self.cv:
+            self.accepting = False
+            self.stopping = True
+            self.cv.notify()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        import torch
+
+        while True:
+            with self.cv:
+                while not (self.waiting or self.rows or self.stopping):
+                    self.cv.wait()
+                if self.stopping and not (self.waiting or self.rows):
+                    self.thread = None
+                    return
+                room = self.max_batch_size - len(self.rows)
+                joining = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+            try:
+                with torch.inference_mode():
+                    joining = [s for s in joining if not self._drop_cancelled(s)]
+                    if joining:
+                        self._prefill(joining)
+                    if self.rows:
+                        self._decode()
+            except Exception as exc:  # a failing forward fails the sequences in it, not the server
+                logger.error(f"generation failed: {exc}")
+                for seq in self.rows + joining:
+                    if seq.finish_reason is None:
+                        seq.finish_reason = "error"
+                        seq.on_finish(seq, exc)
+                self.rows, self.cache, self.mask = [], None, None
+
+    def _drop_cancelled(self, seq: Sequence) -> bool:
+        if seq.cancelled:
+            seq.finish_reason = "cancelled"
+            seq.on_finish(seq, None)
+        return seq.cancelled
+
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, adapters: list[Optional[str]]) -> Any:
+        kwargs = {"adapter_names": [a or "__base__" for a in adapters]} if self.use_adapter_names else {}
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                         use_cache=True, logits_to_keep=1, **kwargs)
+        return out.logits[:, -1, :], out.past_key_values
+
+    def _prefill(self, seqs: list[Sequence]) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        device = self._device()
+        width = max(len(s.prompt) for s in seqs)
+        ids = torch.zeros((len(seqs), width), dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, width - len(s.prompt):] = torch.tensor(s.prompt)
+            mask[i, width - len(s.prompt):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+        logits, cache = self._forward(ids, mask, positions, DynamicCache(), [s.adapter for s in seqs])
+        for s in seqs:
+            s.pos = len(s.prompt)
+            s.params.history = list(s.prompt) if s.params.repetition_penalty != 1.0 else []
+        self._merge(cache, mask)
+        self.rows.extend(seqs)
+        self.widest = max(self.widest, len(self.rows))
+        self._advance(seqs, logits)
+
+    def _decode(self) -> None:
+        import torch
+
+        device = self._device()
+        ids = torch.tensor([[s.pending] for s in self.rows], dtype=torch.long, device=device)
+        positions = torch.tensor([[s.pos] for s in self.rows], dtype=torch.long, device=device)
+        self.mask = torch.cat([self.mask, torch.ones((len(self.rows), 1), dtype=torch.long, device=device)], dim=1)
+        logits, self.cache = self._forward(ids, self.mask, positions, self.cache, [s.adapter for s in self.rows])
+        for s in self.rows:
+            s.pos += 1
+        self.steps += 1
+        self._advance(list(self.rows), logits)
+
+    def _advance(self, seqs: list[Sequence], logits: Any) -> None:
+        """Sample each row's next token, hand it to its sequence, drop the sequences that finished."""
+        choices = choose_tokens(logits, [s.params for s in seqs])
+        for s, (token, logprob, top) in zip(seqs, choices):
+            s.generated.append(token)
+            s.pending = token
+            if s.params.history:
+                s.params.history.append(token)
+            stop = s.on_token(s, token, logprob, top)
+            if token in s.eos_ids or stop:
+                s.finish_reason = "stop"
+            elif len(s.generated) >= s.max_new_tokens:
+                s.finish_reason = "length"
+            elif s.cancelled:
+                s.finish_reason = "cancelled"
+        finished = [s for s in seqs if s.finish_reason is not None]
+        if finished:
+            self._evict(finished)
+            for s in finished:
+                s.on_finish(s, None)
+
+    # ---- KV cache surgery ---------------------------------------------------------------------
+    def _merge(self, cache: Any, mask: Any) -> None:
+        if not self.rows:
+            self.cache, self.mask = cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        for old, new in zip(self.cache.layers, cache.layers):
+            old.keys = _cat_left_padded(old.keys, new.keys, width, dim=-2)
+            old.values = _cat_left_padded(old.values, new.values, width, dim=-2)
+        self.mask = _cat_left_padded(self.mask, mask, width, dim=-1)
+
+    def _evict(self, finished: list[Sequence]) -> None:
+        import torch
+
+        gone = {id(s) for s in finished}
+        keep = [i for i, s in enumerate(self.rows) if id(s) not in gone]
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            self.cache, self.mask = None, None
+            return
+        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
+        used = self.mask.index_select(0, index)
+        start = int(used.any(dim=0).nonzero()[0])  # leading columns that no remaining row uses
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[..., start:, :]
+            layer.values = layer.values.index_select(0, index)[..., start:, :]
+        self.mask = used[:, start:]
+
+    def _device(self) -> Any:
+        return next(self.model.parameters()).device
+
+
+def _cat_left_padded(a: Any, b: Any, width: int, dim: int) -> Any:
+    return __import__("torch").cat([_pad_left(a, width, dim), _pad_left(b, width, dim)], dim=0)
+
+
+def _pad_left(t: Any, width: int, dim: int) -> Any:
+    import torch
+
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
