@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional
 from ..templates import Template
 from ..utils.errors import DataError
 from ..utils.log import get_logger
-from .cache import cache_root, encoding_key, load_cached, save_cached
+from .cache import cache_root, encoding_key, load_cached, quiet_progress, save_cached
 from .convert import rename_columns, to_messages
 from .encode import LazyEncoded, dumps, encode_batch, reason_of
 from .read import Row
@@ -120,7 +120,16 @@ def canonical_datasets(args: Any, report: DataReport, task: str = "sft", train_s
 
 # ---- stage 2: encoding ---------------------------------------------------------------------------------
 def data_fingerprint(train_src: list[Source], val_src: list[Source], args: Any) -> dict[str, Any]:
-    names = ("columns", "data_seed", "split_dataset_ratio", "model_name", "model_author", "streaming", "hub")
+    """What the canonical rows depend on (settings that cannot change them are left out, so a prepared folder
+    encoded by `prepare --model` is found again by `sft --dataset DIR`)."""
+    sources = [*train_src, *val_src]
+    names = ["columns", "data_seed", "split_dataset_ratio"]
+    if any(s.kind == "hub" for s in sources):
+        names.append("hub")
+    if any(s.meta is not None and s.meta.needs_model_name for s in sources):
+        names += ["model_name", "model_author"]
+    if any(s.count is not None for s in sources):
+        names.append("streaming")
     return {"train": [(s.spec, s.fingerprint()) for s in train_src],
             "val": [(s.spec, s.fingerprint()) for s in val_src],
             **{n: getattr(args, n, None) for n in names}}
@@ -136,12 +145,14 @@ def encode_dataset(dataset: Any, template: Template, args: Any, report: DataRepo
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
         kwargs["cache_file_name"] = str(work_dir / f"encoded-{uuid.uuid4().hex[:8]}.arrow")
-    encoded = dataset.map(_encode_batch, batched=True, batch_size=256, num_proc=num_proc if num_proc > 1 else None,
-                          fn_kwargs={"template": template, "task": task,
-                                     "strategy": getattr(args, "truncation_strategy", "delete"),
-                                     "strict": bool(getattr(args, "strict", True))},
-                          remove_columns=["sample"], new_fingerprint=f"{key}-{uuid.uuid4().hex[:8]}",
-                          load_from_cache_file=False, desc="encoding", **kwargs)
+    with quiet_progress(len(dataset) < 20000):
+        encoded = dataset.map(_encode_batch, batched=True, batch_size=256,
+                              num_proc=num_proc if num_proc > 1 else None,
+                              fn_kwargs={"template": template, "task": task,
+                                         "strategy": getattr(args, "truncation_strategy", "delete"),
+                                         "strict": bool(getattr(args, "strict", True))},
+                              remove_columns=["sample"], new_fingerprint=f"{key}-{uuid.uuid4().hex[:8]}",
+                              load_from_cache_file=False, desc="encoding", **kwargs)
     book = encoded.select_columns(BOOKKEEPING).to_dict()
     fatal = next((i for i, f in enumerate(book["_fatal"]) if f), None)
     if fatal is not None:
@@ -172,11 +183,14 @@ def _encode_batch(batch: dict[str, list], **kwargs: Any) -> dict[str, list]:
 
 
 def use_lazy(args: Any, template: Any) -> bool:
-    lazy = getattr(args, "lazy_tokenize", None)
-    return bool(getattr(template, "collator", None) is not None) if lazy is None else bool(lazy)
+    """Multimodal templates (their own collator) put media tensors in rows, which Arrow cannot hold: always lazy
+    for training (prepare still encodes them once for the report)."""
+    if getattr(template, "collator", None) is not None:
+        return not getattr(args, "_write_cache", False)
+    return bool(getattr(args, "lazy_tokenize", None))
 
 
-def build_datasets(args: Any, template: Template, task: str = "sft") -> BuiltData:
+def build_datasets(args: Any, template: Template, task: str = "sft", log: bool = True) -> BuiltData:
     """Everything the trainer needs from --dataset/--val_dataset/--split_dataset_ratio, from the cache when the
     tokenizer, template, max_length and data are unchanged."""
     load_extensions(args)
@@ -191,23 +205,24 @@ def build_datasets(args: Any, template: Template, task: str = "sft") -> BuiltDat
             hit = load_cached(folder)
             if hit is not None:
                 logger.info(f"reusing encoded data from {folder} (same tokenizer, template, max_length and data)")
-                logger.info(hit[2].summary())
+                if log:
+                    logger.info(hit[2].summary())
                 return BuiltData(hit[0], hit[1], hit[2], folder, True)
     report = DataReport(max_length=template.max_length, encoded=not lazy)
     streaming = bool(getattr(args, "streaming", False))
     work_dir = cache_root(args) / f"work-{uuid.uuid4().hex[:12]}" if streaming else None
     train_c, val_c = canonical_datasets(args, report, task, train_src, val_src)
-    _check_nonempty(report, train_c, "--dataset")
+    check_nonempty(report, train_c, "--dataset")
     if lazy:
         strategy = getattr(args, "truncation_strategy", "delete")
         report.kept = len(train_c) + (len(val_c) if val_c is not None else 0)
-        _log(report)
+        _log(report, log)
         val = LazyEncoded(val_c, template, task, strategy) if val_c is not None else []
         return BuiltData(LazyEncoded(train_c, template, task, strategy), val, report)
     train = encode_dataset(train_c, template, args, report, task, key, work_dir)
     val = encode_dataset(val_c, template, args, report, task, key, work_dir) if val_c is not None else []
-    _check_nonempty(report, train, "--dataset")
-    _log(report)
+    check_nonempty(report, train, "--dataset")
+    _log(report, log)
     folder = _save(folders, train, val, report, args, key) if use_cache or getattr(args, "_write_cache", False) \
         else None
     return BuiltData(train, val, report, folder)
@@ -225,7 +240,7 @@ def _save(folders: list[Path], train: Any, val: Any, report: DataReport, args: A
     return None
 
 
-def _check_nonempty(report: DataReport, dataset: Any, flag: str) -> None:
+def check_nonempty(report: DataReport, dataset: Any, flag: str) -> None:
     if dataset is not None and len(dataset):
         return
     if report.read == 0:
@@ -234,7 +249,9 @@ def _check_nonempty(report: DataReport, dataset: Any, flag: str) -> None:
                     + report.problem_lines())
 
 
-def _log(report: DataReport) -> None:
+def _log(report: DataReport, log: bool = True) -> None:
+    if not log:
+        return
     if report.problems:
         logger.warning("dropped rows:\n  " + report.problem_lines())
     logger.info(report.summary())

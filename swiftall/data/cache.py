@@ -2,12 +2,13 @@
 truncation and the data itself, so a crashed or repeated run never re-encodes unchanged data."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..utils import env
 from ..utils.log import get_logger
@@ -45,6 +46,21 @@ def cache_root(args: Any) -> Path:
     return Path(explicit).expanduser() if explicit else env.cache_root() / "datasets"
 
 
+@contextlib.contextmanager
+def quiet_progress(quiet: bool = True) -> Iterator[None]:
+    """Silence datasets' progress bars for steps that take no time worth watching."""
+    import datasets
+
+    was_off = datasets.are_progress_bars_disabled()
+    if quiet and not was_off:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if quiet and not was_off:
+            datasets.enable_progress_bars()
+
+
 def load_cached(folder: Path) -> Optional[tuple[Any, Any, DataReport]]:
     """(train, val, report) from a cache folder, or None when it is absent or incomplete."""
     if not (folder / "report.json").is_file():
@@ -67,9 +83,10 @@ def save_cached(folder: Path, train: Any, val: Any, report: DataReport, meta: di
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        train.save_to_disk(str(tmp / "train"))
-        if val is not None and len(val):
-            val.save_to_disk(str(tmp / "val"))
+        with quiet_progress():
+            train.save_to_disk(str(tmp / "train"))
+            if val is not None and len(val):
+                val.save_to_disk(str(tmp / "val"))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         report.save(tmp / "report.json")
         if folder.exists():

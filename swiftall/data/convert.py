@@ -52,7 +52,7 @@ def to_messages(row: Row, task: str = "sft") -> dict[str, Any]:
     elif "instruction" in data or ("output" in data and "input" in data):
         messages, used = _alpaca(row, data), {"instruction", "input", "output", "history", "system"}
     elif "query" in data or "response" in data:
-        messages, used = _query_response(row, data), {"query", "response", "history", "system"}
+        messages, used = _query_response(row, data, task), {"query", "response", "history", "system"}
     elif "prompt" in data and ("completion" in data or "response" in data):
         answer_field = "completion" if "completion" in data else "response"
         answer = data[answer_field]
@@ -234,7 +234,7 @@ def query_prompt(row: Row, data: dict) -> list[dict]:
     return [*_history(row, data.get("history")), message(row, "query", "user", data.get("query"))]
 
 
-def _query_response(row: Row, data: dict) -> list[dict]:
-    if "response" not in data:  # a prompt-only row (GRPO, inference); sft's check asks for the answer
+def _query_response(row: Row, data: dict, task: str) -> list[dict]:
+    if "response" not in data and task in ("grpo", "infer"):  # prompt-only rows
         return query_prompt(row, data)
     return [*query_prompt(row, data), message(row, "response", "assistant", data.get("response"))]
