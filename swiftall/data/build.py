@@ -100,6 +100,7 @@ class _Generator:
 def canonical_datasets(args: Any, report: DataReport, task: str = "sft", train_src: Optional[list[Source]] = None,
                        val_src: Optional[list[Source]] = None) -> tuple[Any, Any]:
     """(train, val) canonical datasets for --dataset/--val_dataset/--split_dataset_ratio."""
+    load_extensions(args)
     train_src = resolve_sources(args.dataset, args) if train_src is None else train_src
     val_src = resolve_sources(args.val_dataset, args) if val_src is None else val_src
     train = canonical_dataset(train_src, args, report, task)

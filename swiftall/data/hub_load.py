@@ -48,7 +48,7 @@ def _huggingface(repo_id: str, subset: Optional[str], split: str, streaming: boo
                "the Hugging Face Hub could not provide it")
         raise DataError(f"--dataset {label}: cannot load Hugging Face dataset '{repo_id}': {how} ({text}). On a "
                         f"connected machine run 'swiftall prepare --dataset {label} --output_dir DIR' and pass DIR, "
-                        "or download the files and pass their path; --use_hf false tries ModelScope") from None
+                        "or download the files and pass their path") from None
 
 
 def _modelscope(repo_id: str, subset: Optional[str], split: str, streaming: bool, label: str) -> Any:
