@@ -197,6 +197,37 @@ def qwen2_audio(smol_dir: Path, out: Path) -> Path:
     return _save(model, processor, out)
 
 
+def qwen2_5_omni(smol_dir: Path, out: Path) -> Path:
+    """The Qwen2.5-Omni thinker (audio + vision + text in, text out)."""
+    import transformers as tf
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    named = {"image_token": "<|IMAGE|>", "audio_token": "<|AUDIO|>", "video_token": "<|VIDEO|>",
+             "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
+             "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
+    tok = _tokenizer(smol_dir, named=named)
+    rope = {"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0}
+    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14,
+                  window_size=56, fullatt_block_indexes=[0])
+    audio = dict(num_mel_bins=80, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64, d_model=32,
+                 output_dim=32, n_window=50)
+    config = tf.Qwen2_5OmniThinkerConfig(
+        audio_config=audio, vision_config=vision, text_config=_text_config(tok, rope_parameters=rope),
+        audio_token_index=tok.audio_token_id, image_token_index=tok.image_token_id,
+        video_token_index=tok.video_token_id, audio_start_token_id=tok.audio_bos_token_id,
+        audio_end_token_id=tok.audio_eos_token_id, vision_start_token_id=tok.vision_bos_token_id,
+        vision_end_token_id=tok.vision_eos_token_id, user_token_id=tok.convert_tokens_to_ids("user"))
+    model = tf.Qwen2_5OmniThinkerForConditionalGeneration(config)
+    pixels = dict(min_pixels=28 * 28, max_pixels=112 * 112)
+    processor = tf.Qwen2_5OmniProcessor(
+        image_processor=tf.Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2, **pixels),
+        video_processor=Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2, **pixels),
+        feature_extractor=tf.WhisperFeatureExtractor(feature_size=80, sampling_rate=16000), tokenizer=tok,
+        chat_template=chatml_parts("<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>",
+                                   "<|audio_bos|><|AUDIO|><|audio_eos|>"))
+    return _save(model, processor, out)
+
+
 BUILDERS: dict[str, Callable[[Path, Path], Path]] = {
     "qwen2_vl": qwen2_vl,
     "qwen2_5_vl": lambda s, o: qwen2_vl(s, o, "qwen2_5_vl"),
@@ -208,6 +239,7 @@ BUILDERS: dict[str, Callable[[Path, Path], Path]] = {
     "gemma3_vl": gemma3,
     "internvl": internvl,
     "qwen2_audio": qwen2_audio,
+    "qwen2_5_omni": qwen2_5_omni,
 }
 
 
