@@ -71,6 +71,7 @@ def test_parallel_streaming_and_lazy_encoding_give_the_same_rows(tokenizer, data
     assert set(row) >= {"input_ids", "labels"} and len(row["input_ids"]) == len(row["labels"])
     assert any(x != IGNORE for x in row["labels"]) and row["labels"][0] == IGNORE  # only the answer is trained
     assert not list((tmp_path / "d").glob("*"))  # lazy rows are not cached
+    assert [p.name for p in (tmp_path / "c").iterdir()] == [streamed.cache_dir.name]  # no work files left
 
 
 def test_prepare_writes_canonical_rows_cache_and_report_that_sft_reuses(tokenizer, data, tmp_path, smol_dir, capsys):

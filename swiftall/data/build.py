@@ -11,6 +11,7 @@ Two stages, both on `datasets` Arrow tables:
 from __future__ import annotations
 
 import random
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,17 +99,19 @@ class _Generator:
 
 
 def canonical_datasets(args: Any, report: DataReport, task: str = "sft", train_src: Optional[list[Source]] = None,
-                       val_src: Optional[list[Source]] = None) -> tuple[Any, Any]:
+                       val_src: Optional[list[Source]] = None, work_dir: Optional[Path] = None) -> tuple[Any, Any]:
     """(train, val) canonical datasets for --dataset/--val_dataset/--split_dataset_ratio."""
     load_extensions(args)
     train_src = resolve_sources(args.dataset, args) if train_src is None else train_src
     val_src = resolve_sources(args.val_dataset, args) if val_src is None else val_src
-    train = canonical_dataset(train_src, args, report, task)
+    if getattr(args, "streaming", False) and work_dir is None:
+        work_dir = cache_root(args) / f"work-{uuid.uuid4().hex[:12]}"
+    train = canonical_dataset(train_src, args, report, task, work_dir=work_dir)
     if not val_src and len(train_src) == 1 and train_src[0].kind == "prepared":
         val_src, split = train_src, "val"   # a prepared folder brings its own validation rows
     else:
         split = "train"
-    val = canonical_dataset(val_src, args, report, task, split) if val_src else None
+    val = canonical_dataset(val_src, args, report, task, split, work_dir) if val_src else None
     ratio = getattr(args, "split_dataset_ratio", 0.0)
     if (val is None or not len(val)) and ratio > 0 and len(train) > 1:
         order = list(range(len(train)))
@@ -212,7 +215,7 @@ def build_datasets(args: Any, template: Template, task: str = "sft", log: bool =
     report = DataReport(max_length=template.max_length, encoded=not lazy)
     streaming = bool(getattr(args, "streaming", False))
     work_dir = cache_root(args) / f"work-{uuid.uuid4().hex[:12]}" if streaming else None
-    train_c, val_c = canonical_datasets(args, report, task, train_src, val_src)
+    train_c, val_c = canonical_datasets(args, report, task, train_src, val_src, work_dir)
     check_nonempty(report, train_c, "--dataset")
     if lazy:
         strategy = getattr(args, "truncation_strategy", "delete")
@@ -226,6 +229,9 @@ def build_datasets(args: Any, template: Template, task: str = "sft", log: bool =
     _log(report, log)
     folder = _save(folders, train, val, report, args, key) if use_cache or getattr(args, "_write_cache", False) \
         else None
+    if work_dir is not None and folder is not None:  # streamed: serve the cached copy, drop the work files
+        train, val, _ = load_cached(folder)
+        shutil.rmtree(work_dir, ignore_errors=True)
     return BuiltData(train, val, report, folder)
 
 

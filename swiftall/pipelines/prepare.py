@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..config import PrepareConfig
 from ..data.build import build_datasets, canonical_datasets, check_nonempty
+from ..data.cache import cache_root
 from ..data.read import PREPARED_MARKER, is_prepared
 from ..data.registry import load_extensions
 from ..data.report import DataReport
@@ -32,7 +34,8 @@ def prepare_main(config: Any = None) -> dict[str, Any]:
     out = _output_dir(cfg)
     load_extensions(cfg)
     report = DataReport()
-    train, val = canonical_datasets(cfg, report, cfg.task)
+    work = cache_root(cfg) / f"work-prepare-{os.getpid()}-{int(time.time())}" if cfg.streaming else None
+    train, val = canonical_datasets(cfg, report, cfg.task, work_dir=work)
     check_nonempty(report, train, "--dataset")
     digest = hashlib.sha256()
     counts = {"train": _write(out / "train.jsonl", train, digest)}
@@ -42,6 +45,8 @@ def prepare_main(config: Any = None) -> dict[str, Any]:
               "task": cfg.task, "rows": counts, "fingerprint": digest.hexdigest()[:24],
               "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / PREPARED_MARKER).write_text(json.dumps(marker, indent=2, ensure_ascii=False) + "\n")
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
     summary: dict[str, Any] = {"output_dir": str(out), "rows": counts, "name": cfg.dataset_name}
     report.kept = sum(counts.values())
     if cfg.model or cfg.model_type:
