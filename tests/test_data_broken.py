@@ -83,7 +83,8 @@ def build(name, template, strategy, tmp_path, strict=True):
 def test_too_long_row_under_each_truncation_strategy(template, tmp_path):
     deleted = build("too_long.jsonl", template, "delete", tmp_path)  # delete drops even when strict, and says so
     assert len(deleted.train) == 2 and deleted.report.n_dropped == 1 and deleted.report.over_max_length == 1
-    assert "too_long.jsonl:2:" in deleted.report.problems[0] and "longer than --max_length 64" in deleted.report.problems[0]
+    problem = deleted.report.problems[0]
+    assert "too_long.jsonl:2:" in problem and "longer than --max_length 64" in problem
     with pytest.raises(DataError, match=r"too_long.jsonl:2: \d+ tokens is longer than --max_length 64"):
         build("too_long.jsonl", template, "error", tmp_path)
     for strategy in ("left", "right"):

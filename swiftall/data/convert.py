@@ -21,9 +21,6 @@ ROLE_NAMES = {"system": "system", "user": "user", "human": "user", "assistant": 
               "tool_response": "tool", "function_response": "tool", "ipython": "tool",
               "tool_call": "tool_call", "function_call": "tool_call"}
 MEDIA_KINDS = {"image": "images", "audio": "audios", "video": "videos"}
-# Kept for callers that list the well-known pass-through columns; all unconsumed columns pass through.
-PASSTHROUGH = ("images", "audios", "videos", "tools", "rejected_response", "rejected_messages", "label", "solution",
-               "objects")
 
 
 def rename_columns(row: Row, columns: dict[str, str]) -> None:

@@ -7,7 +7,7 @@ import base64
 import io
 import json
 import re
-from typing import Any, Optional
+from typing import Any
 
 from ..templates import IGNORE, Template, TemplateError, TooLongError
 from ..utils.errors import DataError
@@ -143,6 +143,3 @@ class LazyEncoded:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-
-def first_fatal(errors: list[str], fatal: list[bool]) -> Optional[str]:
-    return next((e for e, f in zip(errors, fatal) if f), None)
