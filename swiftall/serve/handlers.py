@@ -1,0 +1,343 @@
+"""Serving logic over an Engine: OpenAI bodies -> InferRequest/RequestConfig -> OpenAI answers (whole or SSE)."""
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional
+
+from ..infer.engine import BASE_MODEL, Engine, InferRequest, InferResponse, QueueFullError, RequestConfig
+from ..templates import TemplateError
+from ..utils.errors import ConfigError
+from .errors import ApiError
+from .media import check_media_url
+from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from .tools import forced_prefill, inline_tools, parse_tool_calls, renders_tools
+
+MEDIA_PARTS = {"image_url": ("images", "<image>"), "input_image": ("images", "<image>"),
+               "input_audio": ("audios", "<audio>"), "audio_url": ("audios", "<audio>"),
+               "video_url": ("videos", "<video>")}
+
+
+@dataclass
+class ServeSettings:
+    served_model_name: str
+    adapters: list[str] = field(default_factory=list)   # adapter names a request's `model` may choose
+    base_is_default: bool = True                        # the served name means the base model (False: 1st adapter)
+    api_key: Optional[str] = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    allow_local_media: Optional[str] = None
+    allow_private_media_urls: bool = False
+    default_max_tokens: int = 512
+
+
+class Handlers:
+    def __init__(self, engine: Engine, settings: ServeSettings):
+        self.engine = engine
+        self.settings = settings
+        self.created = int(time.time())
+
+    # ---- models -------------------------------------------------------------------------------
+    def models(self) -> dict[str, Any]:
+        base = self.settings.served_model_name
+        data = [{"id": base, "object": "model", "created": self.created, "owned_by": "swiftall", "root": base,
+                 "parent": None, "max_model_len": self.engine.max_model_len}]
+        data += [{"id": name, "object": "model", "created": self.created, "owned_by": "swiftall", "root": name,
+                  "parent": base, "max_model_len": self.engine.max_model_len} for name in self.settings.adapters]
+        return {"object": "list", "data": data}
+
+    def adapter_for(self, model: str) -> Optional[str]:
+        if model == self.settings.served_model_name:
+            return BASE_MODEL if self.settings.base_is_default and self.settings.adapters else None
+        if model in self.settings.adapters:
+            return model
+        known = ", ".join([self.settings.served_model_name, *self.settings.adapters])
+        raise ApiError(404, f"The model '{model}' does not exist; this server serves: {known}", "model",
+                       "model_not_found")
+
+    # ---- request translation ------------------------------------------------------------------
+    def _config(self, body: Any, max_tokens: Optional[int], prompt_tokens: int) -> RequestConfig:
+        stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        if len(stop) > 4:
+            raise ApiError(400, "stop: at most 4 stop sequences", "stop", "invalid_value")
+        limit = self.engine.max_model_len
+        wanted = max_tokens or self.settings.default_max_tokens
+        if limit and prompt_tokens + (max_tokens or 0) > limit:
+            raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
+                           f"{prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the messages, "
+                           f"{max_tokens or 0} in the completion). Please reduce the length of the messages or "
+                           "completion.", "max_tokens" if max_tokens else "messages", "context_length_exceeded")
+        if limit:
+            wanted = min(wanted, limit - prompt_tokens)
+        top_k = None if body.top_k in (None, -1) else body.top_k
+        return RequestConfig(max_new_tokens=wanted, temperature=body.temperature, top_p=body.top_p, top_k=top_k,
+                             repetition_penalty=body.repetition_penalty, stop=stop, seed=body.seed, n=body.n)
+
+    def _messages(self, body: ChatCompletionRequest) -> tuple[list[dict], dict[str, list]]:
+        messages, media = [], {"images": [], "audios": [], "videos": []}
+        for i, m in enumerate(body.messages):
+            role = "system" if m.role == "developer" else m.role
+            content = m.content
+            if isinstance(content, list):
+                content = self._parts(content, media, f"messages.{i}.content")
+            message = {"role": role, "content": content if content is not None else ""}
+            if m.tool_calls:
+                message["tool_calls"] = m.tool_calls
+            if m.tool_call_id:
+                message["tool_call_id"] = m.tool_call_id
+            if m.name:
+                message["name"] = m.name
+            messages.append(message)
+        return messages, media
+
+    def _parts(self, parts: list[dict], media: dict[str, list], where: str) -> str:
+        texts = []
+        for j, part in enumerate(parts):
+            kind = part.get("type")
+            if kind in ("text", "input_text"):
+                texts.append(part.get("text") or "")
+            elif kind in MEDIA_PARTS:
+                slot, placeholder = MEDIA_PARTS[kind]
+                value = part.get(kind)
+                url = value.get("url") if isinstance(value, dict) else value
+                if kind == "input_audio" and isinstance(value, dict) and "data" in value:
+                    url = f"data:audio/{value.get('format', 'wav')};base64,{value['data']}"
+                media[slot].append(check_media_url(url, self.settings.allow_local_media,
+                                                   self.settings.allow_private_media_urls, f"{where}.{j}"))
+                texts.append(placeholder)
+            else:
+                raise ApiError(400, f"{where}.{j}.type: unsupported content part type {kind!r}", f"{where}.{j}.type",
+                               "invalid_value")
+        return "".join(texts)
+
+    def chat_request(self, body: ChatCompletionRequest) -> tuple[InferRequest, RequestConfig, bool]:
+        """Returns the request, its settings, and whether tool calls are to be parsed from the answer."""
+        adapter = self.adapter_for(body.model)
+        messages, media = self._messages(body)
+        tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
+        use_tools = bool(tools) and body.tool_choice != "none"
+        request = InferRequest(messages=messages, adapter=adapter, **media)
+        if use_tools:
+            template = getattr(self.engine, "template", None)
+            if template is not None and renders_tools(template, messages, tools):
+                request.tools = tools
+            else:
+                request.messages = inline_tools(messages, tools)
+            request.prefill = forced_prefill(body.tool_choice)
+        config = self._config(body, body.max_completion_tokens or body.max_tokens, self._count(request))
+        config.logprobs, config.top_logprobs = body.logprobs, (body.top_logprobs or 0) if body.logprobs else 0
+        if use_tools and request.prefill:
+            config.stop = [*config.stop, "</tool_call>"]
+        return request, config, use_tools
+
+    def completion_request(self, body: CompletionRequest) -> tuple[list[InferRequest], RequestConfig]:
+        adapter = self.adapter_for(body.model)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+        if not prompts:
+            raise ApiError(400, "prompt: must not be empty", "prompt", "invalid_value")
+        requests = [InferRequest(messages=[], prompt=p, adapter=adapter) for p in prompts]
+        config = self._config(body, body.max_tokens or 16, max(self._count(r) for r in requests))
+        config.logprobs, config.top_logprobs = body.logprobs is not None, body.logprobs or 0
+        return requests, config
+
+    def _count(self, request: InferRequest) -> int:
+        try:
+            return self.engine.count_prompt_tokens(request) or 0
+        except (TemplateError, ConfigError) as exc:
+            raise ApiError(400, str(exc), "messages", "invalid_value") from None
+
+    # ---- whole answers ------------------------------------------------------------------------
+    async def chat(self, body: ChatCompletionRequest) -> dict[str, Any]:
+        request, config, use_tools = self.chat_request(body)
+        response = await self._infer(request, config)
+        answers = [response, *response.choices]
+        names = {t.function.name for t in body.tools or []}
+        choices = []
+        for i, a in enumerate(answers):
+            message: dict[str, Any] = {"role": "assistant", "content": a.text}
+            finish = a.finish_reason
+            if use_tools:
+                content, calls = parse_tool_calls(a.text, names)
+                if calls:
+                    message, finish = {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
+            choice = {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+            if config.logprobs and a.logprobs:
+                choice["logprobs"] = {"content": [chat_logprob(lp) for lp in a.logprobs]}
+            choices.append(choice)
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.model, "choices": choices, "usage": usage(answers)}
+
+    async def completion(self, body: CompletionRequest) -> dict[str, Any]:
+        requests, config = self.completion_request(body)
+        choices, answers = [], []
+        for k, request in enumerate(requests):
+            response = await self._infer(request, config)
+            for j, a in enumerate([response, *response.choices]):
+                text = (request.prompt if body.echo else "") + a.text + (body.suffix or "")
+                choices.append({"index": k * config.n + j, "text": text, "finish_reason": a.finish_reason,
+                                "logprobs": completion_logprobs(a) if config.logprobs else None})
+                answers.append(a)
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                "model": body.model, "choices": choices, "usage": usage(answers)}
+
+    async def _infer(self, request: InferRequest, config: RequestConfig) -> InferResponse:
+        try:
+            return await self.engine.infer_async(request, config)
+        except QueueFullError as exc:
+            raise ApiError(429, str(exc), None, "queue_full") from None
+        except (TemplateError, ConfigError) as exc:
+            raise ApiError(400, str(exc), "messages", "invalid_value") from None
+
+    # ---- embeddings ---------------------------------------------------------------------------
+    async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
+        import asyncio
+
+        adapter = self.adapter_for(body.model)
+        texts = self._embedding_texts(body.input)
+        try:
+            vectors = await asyncio.to_thread(self.engine.embed, texts, adapter)
+        except NotImplementedError as exc:
+            raise ApiError(400, str(exc), "model", "unsupported") from None
+        except ConfigError as exc:
+            raise ApiError(400, str(exc), "input", "context_length_exceeded") from None
+        tokens = sum(self._count(InferRequest(messages=[], prompt=t)) for t in texts)
+        data = []
+        for i, v in enumerate(vectors):
+            v = v[: body.dimensions] if body.dimensions else v
+            value: Any = v if body.encoding_format == "float" else \
+                base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        return {"object": "list", "data": data, "model": body.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _embedding_texts(self, value: Any) -> list[str]:
+        tokenizer = getattr(self.engine, "tokenizer", None)
+        items = [value] if isinstance(value, str) or (value and isinstance(value[0], int)) else list(value)
+        if not items:
+            raise ApiError(400, "input: must not be empty", "input", "invalid_value")
+        texts = []
+        for item in items:
+            if isinstance(item, list):
+                if tokenizer is None:
+                    raise ApiError(400, "input: token ids need a local engine", "input", "invalid_value")
+                item = tokenizer.decode(item)
+            if not item:
+                raise ApiError(400, "input: empty strings cannot be embedded", "input", "invalid_value")
+            texts.append(item)
+        return texts
+
+    # ---- streaming ----------------------------------------------------------------------------
+    async def chat_stream(self, body: ChatCompletionRequest) -> AsyncIterator[str]:
+        request, config, use_tools = self.chat_request(body)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": body.model}
+        names = {t.function.name for t in body.tools or []}
+        events = await self._events(request, config)
+        return self._chat_chunks(events, config, head, use_tools, names, body)
+
+    async def _chat_chunks(self, events, config, head, use_tools, names, body) -> AsyncIterator[str]:
+        for i in range(config.n):
+            yield sse({**head, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                            "finish_reason": None, "logprobs": None}]})
+        held: dict[int, str] = {}
+        totals = {"prompt": 0, "completion": 0}
+        async for event in events:
+            if use_tools:  # tool calls are parsed from the whole answer
+                held[event.index] = held.get(event.index, "") + event.text
+            elif event.text or event.logprobs:
+                choice = {"index": event.index, "delta": {"content": event.text}, "finish_reason": None,
+                          "logprobs": None}
+                if config.logprobs:
+                    choice["logprobs"] = {"content": [chat_logprob(lp) for lp in event.logprobs]}
+                yield sse({**head, "choices": [choice]})
+            if event.finish_reason is not None:
+                totals["prompt"] = event.prompt_tokens
+                totals["completion"] += event.completion_tokens
+                delta, finish = {}, event.finish_reason
+                if use_tools:
+                    content, calls = parse_tool_calls(held.get(event.index, ""), names)
+                    delta = {"content": content} if not calls else \
+                        {"content": content, "tool_calls": [{**c, "index": k} for k, c in enumerate(calls)]}
+                    finish = "tool_calls" if calls else finish
+                yield sse({**head, "choices": [{"index": event.index, "delta": delta, "finish_reason": finish,
+                                                "logprobs": None}]})
+        if body.stream_options and body.stream_options.include_usage:
+            yield sse({**head, "choices": [], "usage": {"prompt_tokens": totals["prompt"],
+                                                        "completion_tokens": totals["completion"],
+                                                        "total_tokens": totals["prompt"] + totals["completion"]}})
+        yield "data: [DONE]\n\n"
+
+    async def completion_stream(self, body: CompletionRequest) -> AsyncIterator[str]:
+        requests, config = self.completion_request(body)
+        if len(requests) != 1:
+            raise ApiError(400, "prompt: streaming takes one prompt", "prompt", "invalid_value")
+        head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                "model": body.model}
+
+        events = await self._events(requests[0], config)
+
+        async def chunks() -> AsyncIterator[str]:
+            totals = {"prompt": 0, "completion": 0}
+            async for event in events:
+                if event.text or event.finish_reason:
+                    yield sse({**head, "choices": [{"index": event.index, "text": event.text,
+                                                    "finish_reason": event.finish_reason, "logprobs": None}]})
+                if event.finish_reason:
+                    totals["prompt"] = event.prompt_tokens
+                    totals["completion"] += event.completion_tokens
+            if body.stream_options and body.stream_options.include_usage:
+                yield sse({**head, "choices": [], "usage": {
+                    "prompt_tokens": totals["prompt"], "completion_tokens": totals["completion"],
+                    "total_tokens": totals["prompt"] + totals["completion"]}})
+            yield "data: [DONE]\n\n"
+
+        return chunks()
+
+    async def _events(self, request: InferRequest, config: RequestConfig) -> AsyncIterator[Any]:
+        """The engine's events, started here so that a full queue or a bad prompt still gets its HTTP status
+        (the first event is awaited before the response begins)."""
+        events = self.engine.stream_async(request, config).__aiter__()
+        try:
+            first = await events.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except QueueFullError as exc:
+            raise ApiError(429, str(exc), None, "queue_full") from None
+        except (TemplateError, ConfigError) as exc:
+            raise ApiError(400, str(exc), "messages", "invalid_value") from None
+
+        async def chained() -> AsyncIterator[Any]:
+            if first is not None:
+                yield first
+            async for event in events:
+                yield event
+
+        return chained()
+
+
+def sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def chat_logprob(lp: Any) -> dict[str, Any]:
+    return {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode()),
+            "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in lp.top]}
+
+
+def completion_logprobs(a: InferResponse) -> dict[str, Any]:
+    items = a.logprobs or []
+    offsets, at = [], 0
+    for lp in items:
+        offsets.append(at)
+        at += len(lp.token)
+    return {"tokens": [lp.token for lp in items], "token_logprobs": [lp.logprob for lp in items],
+            "top_logprobs": [dict(lp.top) for lp in items], "text_offset": offsets}
+
+
+def usage(answers: list[InferResponse]) -> dict[str, int]:
+    prompt = answers[0].prompt_tokens if answers else 0
+    completion = sum(a.completion_tokens for a in answers)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
