@@ -182,13 +182,15 @@ def internvl(smol_dir: Path, out: Path) -> Path:
     return _save(model, processor, out)
 
 
-def qwen2_audio(smol_dir: Path, out: Path) -> Path:
+def qwen2_audio(smol_dir: Path, out: Path, hidden: int = 32) -> Path:
     import transformers as tf
 
     tok = _tokenizer(smol_dir, ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"])
-    audio = dict(num_mel_bins=80, d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
-                 max_source_positions=1500)
-    config = tf.Qwen2AudioConfig(audio_config=audio, text_config=_text_config(tok),
+    audio = dict(num_mel_bins=80, d_model=hidden, encoder_layers=1, encoder_attention_heads=2,
+                 encoder_ffn_dim=2 * hidden, max_source_positions=1500)
+    text = _text_config(tok)
+    text.update(hidden_size=hidden, intermediate_size=2 * hidden)
+    config = tf.Qwen2AudioConfig(audio_config=audio, text_config=text,
                                  audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
     model = tf.Qwen2AudioForConditionalGeneration(config)
     extractor = tf.WhisperFeatureExtractor(feature_size=80, sampling_rate=16000)
@@ -225,6 +227,40 @@ def qwen2_5_omni(smol_dir: Path, out: Path) -> Path:
         feature_extractor=tf.WhisperFeatureExtractor(feature_size=80, sampling_rate=16000), tokenizer=tok,
         chat_template=chatml_parts("<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>",
                                    "<|audio_bos|><|AUDIO|><|audio_eos|>"))
+    return _save(model, processor, out)
+
+
+def llava_smollm2(smol_dir: Path, out: Path, image_size: int = 8, patch_size: int = 4,
+                  llm_layers: int | None = None) -> Path:
+    """A LLaVA-style model: a small random SigLIP vision tower and projector on the real SmolLM2-135M-Instruct.
+
+    `llm_layers` keeps only SmolLM2's first N transformer blocks (its embeddings, tokenizer, chat template, final
+    norm and head stay whole) to make CPU training affordable. The processor has no chat template of its own, so
+    encoding uses SmolLM2's ChatML template with `<image>` placeholders."""
+    import torch
+    import transformers as tf
+
+    tok = _tokenizer(smol_dir, ["<image>"])
+    llm = tf.AutoModelForCausalLM.from_pretrained(smol_dir, dtype=torch.float32)
+    if llm_layers:
+        llm.model.layers = llm.model.layers[:llm_layers]
+        llm.config.num_hidden_layers = llm_layers
+        if getattr(llm.config, "layer_types", None):
+            llm.config.layer_types = llm.config.layer_types[:llm_layers]
+    vision = tf.SiglipVisionConfig(image_size=image_size, patch_size=patch_size, hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=1, num_attention_heads=2)
+    config = tf.LlavaConfig(vision_config=vision, text_config=llm.config,
+                            image_token_index=tok.convert_tokens_to_ids("<image>"), projector_hidden_act="gelu",
+                            vision_feature_select_strategy="full", vision_feature_layer=-1, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = tf.LlavaForConditionalGeneration(config)
+    model.model.language_model.load_state_dict(llm.model.state_dict())
+    model.lm_head.weight = model.model.language_model.embed_tokens.weight
+    model.resize_token_embeddings(len(tok))
+    model.generation_config = llm.generation_config
+    image_proc = tf.SiglipImageProcessor(size={"height": image_size, "width": image_size}, resample=0)
+    processor = tf.LlavaProcessor(image_processor=image_proc, tokenizer=tok, patch_size=patch_size,
+                                  vision_feature_select_strategy="full")
     return _save(model, processor, out)
 
 

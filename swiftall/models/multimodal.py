@@ -59,7 +59,28 @@ def load_mm_tokenizer(info: Any, trust_remote_code: bool = False) -> Any:
                         f"'{info.template or 'chatml'}' template")
             tokenizer.chat_template = fallback_chat_template(info.template or "chatml")
     tokenizer.processor = processor
+    _save_as_processor(tokenizer, processor)
     return tokenizer
+
+
+def _save_as_processor(tokenizer: Any, processor: Any) -> None:
+    """Make `tokenizer.save_pretrained(dir)` write the whole processor (image processor, feature extractor,
+    processor config, chat template) so that every folder swiftall saves (full fine-tunes, checkpoints, merged
+    exports) loads back as a multimodal model. The processor saves the tokenizer itself through this same
+    method, hence the re-entry guard."""
+    save_tokenizer = tokenizer.save_pretrained
+    busy = []
+
+    def save_pretrained(save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        if busy:
+            return save_tokenizer(save_directory, *args, **kwargs)
+        busy.append(True)
+        try:
+            return processor.save_pretrained(save_directory, **kwargs)
+        finally:
+            busy.pop()
+
+    tokenizer.save_pretrained = save_pretrained
 
 
 def processor_of(tokenizer: Any) -> Optional[Any]:

@@ -60,7 +60,7 @@ class MultimodalTemplate(Template):
         self.media_options = MediaOptions(max_pixels=max_pixels, min_pixels=min_pixels, fps=fps,
                                           max_frames=max_frames,
                                           sampling_rate=getattr(extractor, "sampling_rate", None) or 16000)
-        self.parts_mode = bool(getattr(processor, "chat_template", None))
+        self.parts_mode = self._renders_parts()
         self.token_keys: set[str] = set()   # per-token model inputs (padded like input_ids)
         self.media_token_ids = _media_token_ids(processor, tokenizer)
 
@@ -76,6 +76,21 @@ class MultimodalTemplate(Template):
         replaced = [{**m, "content": _TAG_RE.sub(lambda t: mapping[t.group(0)], m["content"])} for m in messages]
         return self.tokenizer.apply_chat_template(replaced, tokenize=False,
                                                   add_generation_prompt=add_generation_prompt, **kwargs)
+
+    def _renders_parts(self) -> bool:
+        """Does the processor's chat template take content parts and emit an image placeholder for them?
+
+        Some processors carry a text-only template (the language model's own); those render strings, with
+        the tags replaced by the placeholders (see `render`)."""
+        if not getattr(self.processor, "chat_template", None):
+            return False
+        probe = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}]
+        try:
+            text = self.processor.apply_chat_template(probe, tokenize=False)
+        except Exception:  # jinja errors of templates that expect string content
+            return False
+        placeholder = self._placeholder("<image>")
+        return isinstance(text, str) and (placeholder in text or "<image>" in text)
 
     def _placeholder(self, tag: str) -> str:
         table = PLACEHOLDERS.get(self.family or "", {})
