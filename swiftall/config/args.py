@@ -48,9 +48,11 @@ class DataArgs(BaseConfig):
     system: Optional[str] = arg(None, "System prompt for rows that have none (default: the template's own)")
     model_name: list[str] = arg([], "For self-cognition data: the model's name (e.g. 'Swifty')")
     model_author: list[str] = arg([], "For self-cognition data: the model's author (e.g. 'the swiftall team')")
-    group_by_length: bool = arg(True, "Batch rows of similar length together so padded batches waste little")
-    padding_free: bool = arg(False, "Concatenate each batch into one row without pad tokens (attention kept "
-                             "per sample through position ids)")
+    group_by_length: bool = arg(True, "When batches are padded, batch rows of similar length together so "
+                                "little is wasted on padding")
+    padding_free: Optional[bool] = arg(None, "Concatenate each batch into one row without pad tokens (attention "
+                                       "kept per sample through position ids); default: on for registered text "
+                                       "model families, whose attention supports it")
     packing: bool = arg(False, "Pack several samples into rows of --max_length (attention kept per sample)")
     dataset_num_proc: int = arg(1, "Processes used to encode data (datasets' parallel map)", aliases=("num_proc",))
     data_seed: int = arg(42, "Seed for sampling and splitting data")

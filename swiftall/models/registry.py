@@ -22,6 +22,7 @@ class ModelFamily:
     vision_tower: tuple[str, ...] = ()          # module-name prefixes, for --freeze_vit and LoRA targets
     aligner: tuple[str, ...] = ()               # projector prefixes, for --freeze_aligner
     language_model: tuple[str, ...] = ()        # LLM prefixes, for --freeze_llm
+    padding_free: bool = True                   # attention honours packed position ids (transformers masks)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..config import SftConfig
 from ..data import PadCollator, build_datasets
+from ..data.collator import PaddingFreeCollator, pack_rows
 from ..models import load_model, load_tokenizer
 from ..models.device import resolve_dtype
 from ..templates import get_template
@@ -37,14 +38,14 @@ def sft_main(config: Any = None) -> dict[str, Any]:
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     model = load_model(info, cfg.torch_dtype, cfg.attn_impl, cfg.trust_remote_code)
+    model.config.use_cache = False  # training needs no KV cache (and packed rows rely on its absence)
     model = apply_tuner(model, cfg, info.family)
     trainable, total = count_parameters(model)
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")
-    # Multimodal templates bring their own collator (media tensors); text rows are padded per batch.
-    make_collator = getattr(template, "collator", None)
-    collator = make_collator() if make_collator else PadCollator(tokenizer.pad_token_id)
-    trainer = build_trainer(model, tokenizer, cfg, data.train, data.val, collator, output_dir, started)
+    resolve_padding_free(cfg, info, template)
+    train_rows, collator = batching(cfg, template, tokenizer, data.train)
+    trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
@@ -53,6 +54,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
         "output_dir": str(output_dir),
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
+        "train_loop_s": result.metrics.get("train_runtime"),
         "train_runtime_s": round(time.time() - started, 2),
         "time_to_first_step_s": trainer.first_step_callback.first_step_s,
         "tokens": trainer.total_tokens,
@@ -63,6 +65,30 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     logger.info(f"done: {summary['global_step']} steps; the {'adapter' if cfg.train_type != 'full' else 'model'}, "
                 f"checkpoints, args.json, logging.jsonl and plots are in {output_dir}")
     return summary
+
+
+def batching(cfg: SftConfig, template: Any, tokenizer: Any, rows: list) -> tuple[list, Any]:
+    """Rows and collator for --packing / --padding_free / padded batches."""
+    make_collator = getattr(template, "collator", None)
+    if make_collator is not None:  # multimodal templates batch their media tensors themselves
+        return rows, make_collator()
+    if cfg.packing:
+        packed = pack_rows(rows, cfg.max_length)
+        logger.info(f"packing: {len(rows)} samples into {len(packed)} rows of at most {cfg.max_length} tokens")
+        return packed, PaddingFreeCollator()
+    if cfg.padding_free:
+        return rows, PaddingFreeCollator()
+    return rows, PadCollator(tokenizer.pad_token_id)
+
+
+def resolve_padding_free(cfg: SftConfig, info: Any, template: Any) -> None:
+    """--padding_free unset: on where it is exact (registered text families), padded batches elsewhere."""
+    if cfg.padding_free is None:
+        family = info.family
+        cfg.padding_free = bool(family and family.padding_free and not family.multimodal
+                                and not hasattr(template, "collator"))
+    if cfg.padding_free or cfg.packing:
+        cfg.group_by_length = False  # no padding to save; keep the random sample order
 
 
 def _save_args(data: dict[str, Any], output_dir) -> None:

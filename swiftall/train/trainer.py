@@ -12,13 +12,16 @@ from .callbacks import JsonlLogger, TimeToFirstStep, memory_gib
 
 
 class SwiftTrainer(Trainer):
-    """Counts real (non-pad) and trained tokens so logs show tokens per second."""
+    """Counts real (non-pad) and trained tokens so logs show tokens per second, and computes the causal-LM
+    loss from the output head at trained positions only (the head and its softmax over the whole vocabulary are
+    a large share of a small model's compute; prompt positions need neither)."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, sparse_logits: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._tokens = self._trained = 0
         self._window_start = time.time()
         self.total_tokens = self.total_trained_tokens = 0
+        self.sparse_logits = sparse_logits and _accepts_logits_to_keep(self.model)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training:
@@ -28,7 +31,27 @@ class SwiftTrainer(Trainer):
             self._trained += trained
             self.total_tokens += tokens
             self.total_trained_tokens += trained
+        if self.sparse_logits and not return_outputs and "labels" in inputs and self.label_smoother is None:
+            return self._sparse_loss(model, inputs, num_items_in_batch)
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def _sparse_loss(self, model, inputs, num_items_in_batch):
+        import torch.nn.functional as F
+
+        labels = inputs["labels"]
+        targets = labels[:, 1:]
+        keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(-1)  # positions whose next token is trained
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=keep)
+        logits = outputs.logits.float()
+        picked = targets[:, keep]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=IGNORE,
+                               reduction="sum")
+        if num_items_in_batch is None:
+            return loss / (picked != IGNORE).sum().clamp(min=1)
+        loss = loss / num_items_in_batch
+        if self.args.average_tokens_across_devices:
+            loss = loss * self.accelerator.num_processes
+        return loss
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         if "loss" in logs:
@@ -39,6 +62,14 @@ class SwiftTrainer(Trainer):
             self._tokens = self._trained = 0
             self._window_start = time.time()
         super().log(logs, start_time)
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters and getattr(
+        base, "accepts_loss_kwargs", True)
 
 
 def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingArguments:
