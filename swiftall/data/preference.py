@@ -76,13 +76,27 @@ def kto_sample(row: Row) -> dict:
 
 def prompt_sample(row: Row) -> dict:
     """A prompt (a final assistant turn, if any, is dropped) plus every other column for the reward functions."""
-    sample = _canonical(row, "grpo")
+    sample = _canonical(_prompt_row(row), "grpo")
     messages = sample["messages"]
     prompt = messages[:-1] if messages[-1]["role"] == "assistant" else messages
     if not prompt or prompt[-1]["role"] != "user":
         raise DataError(f"{row.where}: the prompt must end with a user turn to answer")
     extras = {k: v for k, v in sample.items() if k not in ("messages", "prompt")}
     return {"prompt": prompt, **extras}
+
+
+def _prompt_row(row: Row) -> Row:
+    """GRPO's bare `prompt` column (text or messages; also `question`/`problem`) as a `messages` row."""
+    data = row.data
+    if any(k in data for k in ("messages", "conversations", "instruction", "query")):
+        return row
+    key = next((k for k in ("prompt", "question", "problem") if k in data), None)
+    if key is None:
+        return row
+    value = data[key]
+    messages = [{"role": "user", "content": value}] if isinstance(value, str) else value
+    rest = {k: v for k, v in data.items() if k != key}
+    return Row({"messages": messages, **rest}, row.file, row.line)
 
 
 def messages_sample(row: Row) -> dict:

@@ -107,6 +107,7 @@ def _generator_factory(tokenizer: Any, template: Any, cfg: Any) -> Any:
 
         def generate(rows: list[dict]) -> list[str]:
             reqs = [InferRequest(messages=r["prompt"], images=list(r.get("images") or [])) for r in rows]
+            policy.eval()  # the engine generates in eval mode; PPO switches back to train mode after
             return [out.text for out in engine.infer(reqs, request)]
 
         return generate
