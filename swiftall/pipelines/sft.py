@@ -28,12 +28,12 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     info = model_info(cfg)
     output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)
     cfg.output_dir = str(output_dir)
-    saved = cfg.to_dict() | {"model_path": str(info.path)}
-    _save_args(saved, output_dir)
 
     tokenizer = load_tokenizer(info, cfg.trust_remote_code)
     template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
                             truncation_strategy=cfg.truncation_strategy)
+    resolve_padding_free(cfg, info, template)
+    _save_args(cfg.to_dict() | {"model_path": str(info.path)}, output_dir)  # the resolved config that runs
     data = build_datasets(cfg, template)  # all data errors surface before the model loads
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
@@ -43,7 +43,6 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     trainable, total = count_parameters(model)
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")
-    resolve_padding_free(cfg, info, template)
     train_rows, collator = batching(cfg, template, tokenizer, data.train)
     trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

@@ -28,12 +28,12 @@ def resolve_resume(value: Optional[str]) -> Optional[Path]:
     path = Path(value)
     if not path.is_dir():
         raise ConfigError(f"--resume_from_checkpoint {value}: no such folder")
-    if (path / "trainer_state.json").is_file():
-        return path
     latest = latest_checkpoint(path)
-    if latest is None:
-        raise ConfigError(f"--resume_from_checkpoint {value}: holds no checkpoint-N folder with trainer_state.json")
-    return latest
+    if latest is not None:
+        return latest
+    if (path / "trainer_state.json").is_file() and CKPT.match(path.name):
+        return path
+    raise ConfigError(f"--resume_from_checkpoint {value}: holds no checkpoint-N folder with trainer_state.json")
 
 
 def prepare_output_dir(output_dir: Optional[str], model_name: str, overwrite: bool, resume: Optional[Path]) -> Path:
