@@ -165,3 +165,14 @@ def test_mixed_adapters_in_one_batch_match_each_alone(adapter_engine):
     assert e.infer([q], GREEDY)[0].text == answers[0].text  # no adapter named: the first one
     with pytest.raises(Exception, match="unknown adapter 'c'"):
         e.infer([InferRequest(messages=[{"role": "user", "content": q}], adapter="c")], GREEDY)
+
+
+def test_closed_engine_refuses_new_requests(tiny_dir):
+    from swiftall.infer.engine import ShuttingDownError
+
+    e = PtEngine.from_pretrained(str(tiny_dir))
+    first = e.infer(["before close"], RequestConfig(max_new_tokens=3, temperature=0))[0]
+    assert first.completion_tokens > 0
+    e.close()
+    with pytest.raises(ShuttingDownError, match="shutting down"):
+        e.infer(["after close"], GREEDY)

@@ -37,7 +37,9 @@ def vllm_sampling_kwargs(config: RequestConfig) -> dict[str, Any]:
     if config.seed is not None:
         out["seed"] = config.seed
     if config.logprobs or config.top_logprobs:
-        out["logprobs"] = max(config.top_logprobs, 0)  # vLLM: the chosen token plus this many alternatives
+        out["logprobs"] = max(config.top_logprobs, 0)
+    if config.ignore_eos:
+        out["ignore_eos"] = True  # vLLM: the chosen token plus this many alternatives
     return out
 
 

@@ -34,6 +34,7 @@ class RequestConfig:
     logprobs: bool = False
     top_logprobs: int = 0
     stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False      # generate exactly max_new_tokens (benchmarks; vLLM's extension of the API)
 
     @classmethod
     def from_args(cls, args: Any) -> "RequestConfig":
@@ -98,6 +99,10 @@ class StreamEvent:
 
 class QueueFullError(RuntimeError):
     """The engine is saturated; the server answers 429 with this message."""
+
+
+class ShuttingDownError(QueueFullError):
+    """The engine is closing and takes no new requests; the server answers 503."""
 
 
 class Engine(ABC):

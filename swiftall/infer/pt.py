@@ -93,7 +93,7 @@ class PtEngine(Engine):
         max_new = config.max_new_tokens
         if self.max_model_len:
             max_new = min(max_new, self.max_model_len - len(prompt))
-        eos = self.eos_ids() | set(config.stop_token_ids)
+        eos = set() if config.ignore_eos else self.eos_ids() | set(config.stop_token_ids)
         answers, seqs, events = [], [], queue.Queue()
         for i in range(max(1, config.n)):
             answer = Answer(self.tokenizer, len(prompt), list(config.stop), eos, index=i, prefix=req.prefill or "",

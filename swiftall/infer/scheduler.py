@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..utils.log import get_logger
-from .engine import QueueFullError
+from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
 
 logger = get_logger(__name__)
@@ -66,7 +66,7 @@ class Scheduler:
     def submit(self, seqs: list[Sequence]) -> None:
         with self.cv:
             if not self.accepting:
-                raise QueueFullError("the server is shutting down; not accepting new requests")
+                raise ShuttingDownError("the server is shutting down; not accepting new requests")
             if len(self.waiting) + len(seqs) > self.max_queue:
                 raise QueueFullError(f"too many requests waiting ({len(self.waiting)} queued, limit {self.max_queue});"
                                      " retry shortly")

@@ -9,7 +9,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
-from ..infer.engine import BASE_MODEL, Engine, InferRequest, InferResponse, QueueFullError, RequestConfig
+from ..infer.engine import (BASE_MODEL, Engine, InferRequest, InferResponse, QueueFullError, RequestConfig,
+                            ShuttingDownError)
 from ..templates import TemplateError
 from ..utils.errors import ConfigError
 from .errors import ApiError
@@ -74,7 +75,8 @@ class Handlers:
             wanted = min(wanted, limit - prompt_tokens)
         top_k = None if body.top_k in (None, -1) else body.top_k
         return RequestConfig(max_new_tokens=wanted, temperature=body.temperature, top_p=body.top_p, top_k=top_k,
-                             repetition_penalty=body.repetition_penalty, stop=stop, seed=body.seed, n=body.n)
+                             repetition_penalty=body.repetition_penalty, stop=stop, seed=body.seed, n=body.n,
+                             ignore_eos=body.ignore_eos)
 
     def _messages(self, body: ChatCompletionRequest) -> tuple[list[dict], dict[str, list]]:
         messages, media = [], {"images": [], "audios": [], "videos": []}
@@ -187,7 +189,8 @@ class Handlers:
         try:
             return await self.engine.infer_async(request, config)
         except QueueFullError as exc:
-            raise ApiError(429, str(exc), None, "queue_full") from None
+            status, code = (503, "shutting_down") if isinstance(exc, ShuttingDownError) else (429, "queue_full")
+            raise ApiError(status, str(exc), None, code) from None
         except (TemplateError, ConfigError) as exc:
             raise ApiError(400, str(exc), "messages", "invalid_value") from None
 
@@ -305,7 +308,8 @@ class Handlers:
         except StopAsyncIteration:
             first = None
         except QueueFullError as exc:
-            raise ApiError(429, str(exc), None, "queue_full") from None
+            status, code = (503, "shutting_down") if isinstance(exc, ShuttingDownError) else (429, "queue_full")
+            raise ApiError(status, str(exc), None, code) from None
         except (TemplateError, ConfigError) as exc:
             raise ApiError(400, str(exc), "messages", "invalid_value") from None
 

@@ -47,6 +47,7 @@ class _Sampling(_Body):
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     user: Optional[str] = None
+    ignore_eos: bool = False  # vLLM's extension: generate exactly max_tokens (benchmarks)
 
 
 class ChatCompletionRequest(_Sampling):
