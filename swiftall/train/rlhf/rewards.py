@@ -16,6 +16,7 @@ from ...utils.errors import ConfigError, DataError
 
 RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}
+_LOADED_PLUGINS: set[str] = set()
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -125,6 +126,9 @@ def load_plugins(paths: list[str]) -> None:
         path = Path(item)
         if not path.is_file():
             raise ConfigError(f"--plugin {item}: no such file")
+        if str(path.resolve()) in _LOADED_PLUGINS:  # a second run in the same process keeps its registrations
+            continue
+        _LOADED_PLUGINS.add(str(path.resolve()))
         spec = importlib.util.spec_from_file_location(f"swiftall_plugin_{i}_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         try:
