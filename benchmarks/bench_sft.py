@@ -72,7 +72,7 @@ def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir:
            "--torch_dtype", "float32", "--max_length", "512", "--per_device_train_batch_size", "4",
            "--gradient_accumulation_steps", "1", "--num_train_epochs", "1", "--max_steps", str(steps),
            "--learning_rate", "1e-4", "--save_steps", "100000", "--logging_steps", "5", "--report_to", "none",
-           "--split_dataset_ratio", "0", "--output_dir", str(out_dir), "--model_type", "smollm2",
+           "--split_dataset_ratio", "0", "--output_dir", str(out_dir), "--model_type", "llama", "--template", "chatml",
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     started = time.time()
