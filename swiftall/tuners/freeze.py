@@ -60,7 +60,8 @@ def freeze_parts(model: Any, args: Any, family: Any) -> Any:
         if part in frozen:
             param.requires_grad_(False)
             counts[part] += param.numel()
-    logger.info("frozen: " + ", ".join(f"{part} ({counts[part]:,} parameters)" for part in PARTS if part in frozen))
+    if frozen:
+        logger.info("frozen: " + ", ".join(f"{part} ({counts[part]:,} parameters)" for part in PARTS if part in frozen))
     return model
 
 
