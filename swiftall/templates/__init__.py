@@ -19,8 +19,12 @@ def get_template(tokenizer: Any, info: Any = None, system: Optional[str] = None,
         from .multimodal import MultimodalTemplate
 
         if processor is None:
-            raise ConfigError(f"{getattr(info, 'name', 'this model')}: a multimodal model needs its processor; load "
-                              "the tokenizer with swiftall.models.load_tokenizer")
+            name = getattr(info, "name", "this model")
+            if family is not None and getattr(tokenizer, "is_fast", True) is False:  # remote-code tokenizers
+                raise ConfigError(f"{name}: the {family.name} family brings its own (remote-code) tokenizer that reads "
+                                  "media from the prompt; swiftall cannot encode it yet")
+            raise ConfigError(f"{name}: a multimodal model needs its processor; load the tokenizer with "
+                              "swiftall.models.load_tokenizer")
         return MultimodalTemplate(tokenizer, processor, family=family.name if family else None, system=system,
                                   max_length=max_length, truncation_strategy=truncation_strategy,
                                   **{k: v for k, v in media_options.items() if v is not None})
