@@ -24,8 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
 VARIANTS = {
-    "plain": {"group_by_length": False},
-    "grouped": {"group_by_length": True},
+    "plain": {"group_by_length": False, "padding_free": False},
+    "grouped": {"group_by_length": True, "padding_free": False},
     "padding_free": {"group_by_length": False, "padding_free": True},
     "packing": {"group_by_length": False, "packing": True},
 }
@@ -68,7 +68,7 @@ def run_ours(name: str, dataset: Path, steps: int, workdir: Path) -> dict:
 def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir: Path) -> dict:
     """ms-swift 4.x on the same rows: LoRA, fp32, max_length 512, batch 4, its defaults otherwise."""
     out_dir = workdir / "ms-swift"
-    cmd = [swift, "sft", "--model", model_dir, "--dataset", str(dataset), "--train_type", "lora",
+    cmd = [swift, "sft", "--model", model_dir, "--dataset", str(dataset), "--tuner_type", "lora",
            "--torch_dtype", "float32", "--max_length", "512", "--per_device_train_batch_size", "4",
            "--gradient_accumulation_steps", "1", "--num_train_epochs", "1", "--max_steps", str(steps),
            "--learning_rate", "1e-4", "--save_steps", "100000", "--logging_steps", "5", "--report_to", "none",
@@ -96,7 +96,10 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-sft-"))
     dataset = bench_rows(args.rows, workdir)
-    results = [run_ours(name, dataset, args.steps, workdir) for name in args.variants.split(",")]
+    results = []
+    for name in args.variants.split(","):
+        results.append(run_ours(name, dataset, args.steps, workdir))
+        print(f"{name}: {results[-1]}", flush=True)
     base = results[0]
     print(f"\nSFT benchmark: SmolLM2-135M-Instruct, LoRA, fp32, max_length 512, batch 4, {args.rows} rows of sft.jsonl, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
@@ -105,7 +108,7 @@ def main() -> None:
     for r in results:
         print(f"{r['variant']:<14}{r['steps']:>6}{r['s_per_step']:>8.2f}{r['trained_tok_s']:>15.1f}{r['tok_s']:>9.1f}"
               f"{r['first_step_s']:>11.1f}{r['peak_rss_gib']:>9.2f}{r['train_loss']:>8.3f}"
-              f"{r['trained_tok_s'] / base['trained_tok_s']:>11.2f}x")
+              f"{r['trained_tok_s'] / base['trained_tok_s']:>11.2f}x", flush=True)
     if args.ms_swift:
         from swiftall.hub.embedded import embedded_model_dir
 

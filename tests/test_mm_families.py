@@ -128,3 +128,20 @@ def test_freeze_flags_and_param_groups(smol_dir, tmp_path):
         multimodal_lora_targets(model, SftConfig(model="x", dataset=["d"], freeze_llm=True), family)
     with pytest.raises(ConfigError, match="--min_pixels"):
         SftConfig(model="x", dataset=["d"], min_pixels=100, max_pixels=10)
+
+
+def test_vit_lr_reaches_the_optimizer(smol_dir, tmp_path):
+    """--vit_lr 0 with the tower unfrozen: the tower trains at rate 0 (unchanged) while the aligner moves."""
+    model_dir = BUILDERS["llava"](smol_dir, tmp_path / "llava")
+    data = _dataset(tmp_path, "llava")
+    before = _weights(model_dir)
+    out = tmp_path / "full"
+    sft_main({"model": str(model_dir), "dataset": [str(data)], "output_dir": str(out), "max_steps": 1,
+              "train_type": "full", "freeze_vit": False, "freeze_aligner": False, "freeze_llm": True,
+              "vit_lr": 0.0, "aligner_lr": 0.01, "per_device_train_batch_size": 2, "learning_rate": 0.01,
+              "warmup_ratio": 0.0, "weight_decay": 0.0, "report_to": ["none"], "torch_dtype": "float32",
+              "save_steps": 100})
+    after = _weights(out)
+    changed = {name for name in before if not (before[name] == after[name]).all()}
+    assert any("multi_modal_projector." in name for name in changed)
+    assert not any("vision_tower." in name for name in changed)

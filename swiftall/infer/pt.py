@@ -39,12 +39,14 @@ class PtEngine(Engine):
                         hub: str = "huggingface", torch_dtype: str = "auto", attn_impl: str | None = None,
                         system: str | None = None, max_length: int | None = None, max_batch_size: int = 16,
                         trust_remote_code: bool = False, default_config: Optional[RequestConfig] = None,
-                        info: Optional[ModelInfo] = None, max_queue: int = 256) -> "PtEngine":
+                        info: Optional[ModelInfo] = None, max_queue: int = 256,
+                        media_options: Optional[dict[str, Any]] = None) -> "PtEngine":
         info = info or resolve_model(model, model_type, hub=hub)
         tokenizer = load_tokenizer(info, trust_remote_code)
         weights = load_model(info, torch_dtype, attn_impl, trust_remote_code)
         weights = attach_adapters(weights, adapters)
-        template = get_template(tokenizer, info, system=system, max_length=max_length, truncation_strategy="left")
+        template = get_template(tokenizer, info, system=system, max_length=max_length, truncation_strategy="left",
+                                **(media_options or {}))
         return cls(weights, tokenizer, template, max_batch_size, default_config, max_queue)
 
     # ---- encoding -----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def build_engine(cfg: InferConfig):
 
         tokenizer = load_tokenizer(info, cfg.trust_remote_code)
         template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
-                                truncation_strategy="left")
+                                truncation_strategy="left", **_media_options(cfg))
         return build_backend(cfg.infer_backend, str(info.path), template, cfg.adapters, cfg.max_batch_size, default)
     from ..infer.pt import PtEngine
 
@@ -38,7 +38,12 @@ def build_engine(cfg: InferConfig):
                                     system=cfg.system, max_length=cfg.max_length,
                                     max_batch_size=cfg.max_batch_size, trust_remote_code=cfg.trust_remote_code,
                                     default_config=default, info=info,
-                                    max_queue=getattr(cfg, "max_queue_size", 256))
+                                    max_queue=getattr(cfg, "max_queue_size", 256), media_options=_media_options(cfg))
+
+
+def _media_options(cfg: Any) -> dict[str, Any]:
+    """--max_pixels/--min_pixels/--fps/--max_frames, for configs that carry them (infer does; deploy may not)."""
+    return cfg.media_options() if hasattr(cfg, "media_options") else {}
 
 
 def prepare_infer_config(config: Any) -> InferConfig:

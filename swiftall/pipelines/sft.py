@@ -8,7 +8,7 @@ from ..config import SftConfig
 from ..data import PadCollator, build_datasets
 from ..data.collator import PaddingFreeCollator, pack_rows
 from ..models import load_model, load_tokenizer
-from ..models.device import resolve_dtype
+from ..models.device import resolve_attn, resolve_dtype
 from ..templates import get_template
 from ..train.outputs import prepare_output_dir, resolve_resume
 from ..train.plots import write_plots
@@ -31,7 +31,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
 
     tokenizer = load_tokenizer(info, cfg.trust_remote_code)
     template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
-                            truncation_strategy=cfg.truncation_strategy)
+                            truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
     resolve_padding_free(cfg, info, template)
     _save_args(cfg.to_dict() | {"model_path": str(info.path)}, output_dir)  # the resolved config that runs
     data = build_datasets(cfg, template)  # all data errors surface before the model loads
@@ -44,7 +44,8 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")
     train_rows, collator = batching(cfg, template, tokenizer, data.train)
-    trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started)
+    trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started,
+                            family=info.family)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
@@ -81,10 +82,14 @@ def batching(cfg: SftConfig, template: Any, tokenizer: Any, rows: list) -> tuple
 
 
 def resolve_padding_free(cfg: SftConfig, info: Any, template: Any) -> None:
-    """--padding_free unset: on where it is exact (registered text families), padded batches elsewhere."""
+    """--padding_free unset: on where attention has variable-length kernels (flash attention), which make a
+    concatenated batch cheaper than a padded one. With SDPA/eager (CPU) the per-sample mask over one long row
+    costs more attention than it saves padding, so length-grouped padded batches are the default there
+    (benchmarks/bench_sft.py measures both)."""
     if cfg.padding_free is None:
         family = info.family
-        cfg.padding_free = bool(family and family.padding_free and not family.multimodal
+        varlen = (cfg.attn_impl or "").startswith("flash_attention") and resolve_attn(cfg.attn_impl) != "sdpa"
+        cfg.padding_free = bool(varlen and family and family.padding_free and not family.multimodal
                                 and not hasattr(template, "collator"))
     if cfg.padding_free or cfg.packing:
         cfg.group_by_length = False  # no padding to save; keep the random sample order

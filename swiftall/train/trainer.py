@@ -115,11 +115,19 @@ def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingAr
 
 
 def build_trainer(model: Any, tokenizer: Any, cfg: Any, train: list, val: list, collator: Any,
-                  output_dir: Path, started: float) -> SwiftTrainer:
+                  output_dir: Path, started: float, family: Any = None) -> SwiftTrainer:
     args = training_arguments(cfg, output_dir, has_eval=bool(val))
     first = TimeToFirstStep(started)
+    optimizer_kwargs = {}
+    if getattr(cfg, "vit_lr", None) is not None or getattr(cfg, "aligner_lr", None) is not None:
+        import torch
+
+        from ..tuners.freeze import param_groups
+
+        groups = param_groups(model, cfg, family, args.learning_rate, args.weight_decay)
+        optimizer_kwargs["optimizer_cls_and_kwargs"] = (torch.optim.AdamW, {"params": groups})
     trainer = SwiftTrainer(model=model, args=args, train_dataset=train, eval_dataset=val or None,
                            data_collator=collator, processing_class=tokenizer,
-                           callbacks=[JsonlLogger(output_dir), first])
+                           callbacks=[JsonlLogger(output_dir), first], **optimizer_kwargs)
     trainer.first_step_callback = first
     return trainer
