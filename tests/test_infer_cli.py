@@ -104,3 +104,37 @@ def test_validation_split_logs_eval_loss(tiny_dir, write_jsonl, tmp_path):
     evals = [r for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "eval_loss" in r]
     assert [r["step"] for r in evals] == [2, 4]
     assert (out / "images" / "eval_loss.png").is_file()
+
+
+def test_chat_asks_for_media_per_tag_and_keeps_going_after_an_error(tiny_dir, tmp_path):
+    from swiftall.infer import RequestConfig
+    from swiftall.infer.chat import run_chat
+    from swiftall.pipelines.infer import InferEngine
+
+    engine = InferEngine(str(tiny_dir))  # a text-only model: media must be refused, not dropped
+    terminal = Terminal(["What is <image> next to <audio>?", "cat.png", "purr.wav", "Just text", "/exit"])
+    history = run_chat(engine, RequestConfig(max_new_tokens=3, temperature=0), stream=False,
+                       read=terminal.read, write=terminal.write)
+    assert any(line.startswith("error:") and "text-only" in line for line in terminal.output)
+    assert [m["content"] for m in history if m["role"] == "user"] == ["Just text"]  # the failed turn is not kept
+
+
+def test_chat_sends_media_with_the_conversation(tiny_dir):
+    from swiftall.infer import InferResponse, RequestConfig
+    from swiftall.infer.chat import run_chat
+
+    class Recorder:
+        def __init__(self):
+            self.requests = []
+
+        def infer(self, requests, config=None):
+            self.requests.append(requests[0])
+            return [InferResponse(text="ok", finish_reason="stop", prompt_tokens=1, completion_tokens=1)]
+
+    engine = Recorder()
+    terminal = Terminal(["<video>Which way does it move?", "clip.gif", "And <image>?", "still.png", "/exit"])
+    run_chat(engine, RequestConfig(), stream=False, read=terminal.read, write=terminal.write)
+    first, second = engine.requests
+    assert first.videos == ["clip.gif"] and first.images == []
+    assert second.videos == ["clip.gif"] and second.images == ["still.png"]  # earlier media stay with the history
+    assert [m["role"] for m in second.messages] == ["user", "assistant", "user"]

@@ -1,11 +1,16 @@
-"""Interactive multi-turn chat on a terminal: /clear forgets the conversation, /exit leaves."""
+"""Interactive multi-turn chat on a terminal: /clear forgets the conversation, /exit leaves.
+
+A message with <image>, <audio> or <video> tags asks for one path or URL per tag (multimodal models)."""
 from __future__ import annotations
 
 from typing import Callable, Optional
 
+from ..utils.errors import SwiftallError
 from .engine import Engine, InferRequest, RequestConfig
 
-HELP = "Type a message. /clear starts a new conversation, /exit quits."
+HELP = ("Type a message. /clear starts a new conversation, /exit quits. "
+        "Put <image>, <audio> or <video> in a message to attach media.")
+MEDIA_TAGS = {"<image>": "images", "<audio>": "audios", "<video>": "videos"}
 
 
 def run_chat(engine: Engine, config: RequestConfig, stream: bool = True, system: Optional[str] = None,
@@ -13,35 +18,66 @@ def run_chat(engine: Engine, config: RequestConfig, stream: bool = True, system:
     """Returns the last conversation (useful to tests and notebooks)."""
     write(HELP)
     history: list[dict] = []
+    media: dict[str, list[str]] = {field: [] for field in MEDIA_TAGS.values()}
     while True:
         try:
             text = read("<<< ")
+            command = text.strip()
+            if command in ("/exit", "/quit", "exit", "quit"):
+                return history
+            if command == "/clear":
+                history, media = [], {field: [] for field in MEDIA_TAGS.values()}
+                write("(conversation cleared)")
+                continue
+            if not command:
+                continue
+            added = _ask_for_media(text, read)
         except (EOFError, KeyboardInterrupt):
             write("")
             return history
-        command = text.strip()
-        if command in ("/exit", "/quit", "exit", "quit"):
-            return history
-        if command == "/clear":
-            history = []
-            write("(conversation cleared)")
+        request = InferRequest(messages=[*history, {"role": "user", "content": text}],
+                               **{k: media[k] + added[k] for k in media})
+        try:
+            answer = _answer(engine, request, config, stream, write)
+        except SwiftallError as exc:  # e.g. media for a text-only model: say so, forget the turn, go on
+            write(f"error: {exc}")
             continue
-        if not command:
-            continue
-        history.append({"role": "user", "content": text})
-        request = InferRequest(messages=list(history))
-        if stream:
-            pieces = []
-            write_inline(write, ">>> ")
-            for piece in engine.stream(request, config):
-                pieces.append(piece)
-                write_inline(write, piece)
-            answer = "".join(pieces)
-            write("")
-        else:
-            answer = engine.infer([request], config)[0].text
-            write(f">>> {answer}")
-        history.append({"role": "assistant", "content": answer})
+        history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        for field, items in added.items():
+            media[field] += items
+
+
+def _answer(engine: Engine, request: InferRequest, config: RequestConfig, stream: bool,
+            write: Callable[[str], None]) -> str:
+    if not stream:
+        answer = engine.infer([request], config)[0].text
+        write(f">>> {answer}")
+        return answer
+    pieces = []
+    write_inline(write, ">>> ")
+    for piece in engine.stream(request, config):
+        pieces.append(piece)
+        write_inline(write, piece)
+    write("")
+    return "".join(pieces)
+
+
+def _ask_for_media(text: str, read: Callable[[str], str]) -> dict[str, list[str]]:
+    """One path or URL per tag, asked in the order the tags appear."""
+    added: dict[str, list[str]] = {field: [] for field in MEDIA_TAGS.values()}
+    for _, tag in sorted((pos, tag) for tag in MEDIA_TAGS for pos in _occurrences(text, tag)):
+        kind = tag.strip("<>")
+        article = "an" if kind[0] in "aeiou" else "a"
+        added[MEDIA_TAGS[tag]].append(read(f"Input {article} {kind} path or URL <<< ").strip())
+    return added
+
+
+def _occurrences(text: str, tag: str) -> list[int]:
+    found, start = [], text.find(tag)
+    while start != -1:
+        found.append(start)
+        start = text.find(tag, start + 1)
+    return found
 
 
 def write_inline(write: Callable[[str], None], piece: str) -> None:
