@@ -26,6 +26,8 @@ class RlhfArgs(BaseConfig):
                                    "frozen copy of the start model; with LoRA the base with adapters disabled)")
     reward_model: list[str] = arg([], "Reward model folder(s) (sequence classification, e.g. a `--rlhf_type rm` run) "
                                   "for ppo and grpo")
+    eval_on_start: bool = arg(False, "Evaluate on the validation rows before the first step too, so the logs hold "
+                              "the starting reward accuracy and margins (not ppo)")
     teacher_model: Optional[str] = arg(None, "Teacher for gkd (same tokenizer as --model)")
     beta: Optional[float] = arg(None, "KL/temperature strength: dpo/kto/cpo/orpo 0.1, simpo 2.0, grpo 0.04 (KL to "
                                 "the reference), gkd 0.5 (JSD interpolation)")

@@ -34,6 +34,8 @@ def trl_args(config_cls: type, setup: AlignSetup, **extra: Any) -> Any:
     names = {f.name for f in dataclasses.fields(config_cls) if f.init}
     kwargs = {f.name: getattr(base, f.name) for f in dataclasses.fields(type(base)) if f.init and f.name in names}
     kwargs["train_sampling_strategy"] = "random"  # TRL's rows carry no input_ids to group by length
+    if "eval_on_start" in names:
+        kwargs["eval_on_start"] = bool(getattr(setup.cfg, "eval_on_start", False) and setup.val)
     kwargs.update(extra)
     return config_cls(**kwargs)
 

@@ -46,6 +46,12 @@ class ValueHead(nn.Module):
         return self.summary(hidden.float()).squeeze(-1)
 
 
+def disable_dropout(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
 class PPOTrainer:
     """Policy + value head, reward model(s)/functions, GAE, clipped objective, KL penalty to the reference."""
 
@@ -61,6 +67,7 @@ class PPOTrainer:
         if cfg.train_type != "lora" and self.ref_model is None:
             self.ref_model = copy.deepcopy(setup.model).eval().requires_grad_(False)
         self.policy = apply_tuner(setup.model, cfg, getattr(setup.info, "family", None))
+        disable_dropout(self.policy)  # old/new log-probs and ratios must come from the same function (as TRL's PPO)
         self.device = next(self.policy.parameters()).device
         hidden = self.policy.config.get_text_config().hidden_size
         self.value_head = ValueHead(hidden).to(self.device)
