@@ -3,6 +3,8 @@
 
 Uses dpo.jsonl from ../shared/bench/make_data.py (messages + rejected_response). The run is `swiftall dpo` in its
 own process (so its peak memory is its own); steps 2.. are timed from logging.jsonl (step 1 includes warm-up).
+tokens_per_second counts chosen + rejected tokens (pad excluded); load_average is taken at the end (CPU timings
+are only comparable on an idle machine).
 
     python benchmarks/bench_dpo.py [--rows 64] [--steps 8] [--batch 4] [--dtype float32]
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -57,11 +60,15 @@ def main() -> None:
     steps = [r for r in log if "loss" in r and "train_runtime" not in r]
     times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(steps, steps[1:])]
     peak = max(r.get("memory_peak_rss_gib", 0) for r in log)
+    tps = [r["tokens_per_second"] for r in steps[1:] if "tokens_per_second" in r]
     cuda = max((r.get("memory_cuda_peak_gib", 0) for r in log), default=0)
     result = {"rows": args.rows, "steps": summary["global_step"], "batch_pairs": args.batch, "max_length": 512,
-              "dtype": args.dtype, "seconds_per_step": round(sum(times) / max(len(times), 1), 3),
+              "dtype": args.dtype, "rows_kept": summary["rows"]["train"],
+              "seconds_per_step": round(sum(times) / max(len(times), 1), 3),
+              "tokens_per_second": round(sum(tps) / len(tps), 1) if tps else None,
               "time_to_first_step_s": summary.get("time_to_first_step_s"), "peak_rss_gib": peak,
-              "peak_cuda_gib": cuda or None, "wall_s": round(time.time() - started, 1)}
+              "peak_cuda_gib": cuda or None, "wall_s": round(time.time() - started, 1),
+              "load_average": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(result, indent=2))
 
 
