@@ -31,3 +31,10 @@ def addition_rows(count: int, seed: int = 0) -> list[dict]:
         a, b = rng.randint(1, 9), rng.randint(1, 9)
         rows.append({"prompt": f"What is {a} + {b}? Answer with just the number.", "solution": str(a + b)})
     return rows
+
+
+def concise_rows() -> list[dict]:
+    """Chosen: the bare answer; rejected: the full sentence the base model prefers (so held-out pairs start with
+    the rejected answer ahead and a reference-free reward accuracy near 0)."""
+    return [{"prompt": f"What is the capital of {country}?", "chosen": f"{capital}.",
+             "rejected": f"The capital of {country} is {capital}."} for country, capital in FACTS]
