@@ -53,3 +53,19 @@ def test_sparse_logit_loss_equals_full_loss(model, tmp_path):
     full = model(**batch).loss
     assert torch.allclose(trainer.compute_loss(model, dict(batch)), full, atol=1e-6)
     assert torch.allclose(trainer.compute_loss(model, dict(batch), num_items_in_batch=n_items), full, atol=1e-6)
+
+
+def test_per_sample_sdpa_equals_padded(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from swiftall.train.varlen import use_varlen_attention
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, use_cache=False)
+    model = LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval()
+    padded = PadCollator(0)(ROWS)
+    expected = model(**padded).loss
+    assert use_varlen_attention(model) and model.config._attn_implementation == "sdpa_varlen"
+    assert torch.allclose(model(**PaddingFreeCollator()(ROWS)).loss, expected, atol=1e-6)
+    assert torch.allclose(model(**padded).loss, expected, atol=1e-6)  # right-padded eval batches stay exact

@@ -98,7 +98,7 @@ def test_malformed_row_stops_before_training_with_file_and_line(tiny_dir, tmp_pa
     assert not (tmp_path / "never" / "logging.jsonl").exists()
 
 
-def test_cpu_default_is_length_grouped_padded_batches(lora_run):
+def test_padding_free_is_the_default_for_registered_text_families(lora_run):
     _, out, _ = lora_run
     args = json.loads((out / "args.json").read_text())  # the resolved config that ran
-    assert args["padding_free"] is False and args["group_by_length"] is True
+    assert args["padding_free"] is True and args["group_by_length"] is False

@@ -51,8 +51,7 @@ class DataArgs(BaseConfig):
     group_by_length: bool = arg(True, "When batches are padded, batch rows of similar length together so "
                                 "little is wasted on padding")
     padding_free: Optional[bool] = arg(None, "Concatenate each batch into one row without pad tokens (attention "
-                                       "kept per sample through position ids); default: on with flash attention, "
-                                       "off with sdpa/eager, where length-grouped padded batches are faster")
+                                       "kept per sample); default: on for registered text model families")
     packing: bool = arg(False, "Pack several samples into rows of --max_length (attention kept per sample)")
     dataset_num_proc: int = arg(1, "Processes used to encode data (datasets' parallel map)", aliases=("num_proc",))
     data_seed: int = arg(42, "Seed for sampling and splitting data")

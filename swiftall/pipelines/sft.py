@@ -8,11 +8,12 @@ from ..config import SftConfig
 from ..data import PadCollator, build_datasets
 from ..data.collator import PaddingFreeCollator, pack_rows
 from ..models import load_model, load_tokenizer
-from ..models.device import resolve_attn, resolve_dtype
+from ..models.device import resolve_dtype
 from ..templates import get_template
 from ..train.outputs import prepare_output_dir, resolve_resume
 from ..train.plots import write_plots
 from ..train.trainer import build_trainer
+from ..train.varlen import use_varlen_attention
 from ..tuners import apply_tuner, count_parameters
 from ..utils.log import get_logger
 from .common import model_info
@@ -44,9 +45,12 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")
     train_rows, collator = batching(cfg, template, tokenizer, data.train)
+    varlen = isinstance(collator, PaddingFreeCollator) and use_varlen_attention(model)
     trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started,
                             family=info.family)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if varlen:  # saved models name a standard attention implementation
+        (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation("sdpa")
     trainer.save_model(str(output_dir))
     trainer.save_state()
     plots = write_plots(output_dir)
@@ -82,14 +86,11 @@ def batching(cfg: SftConfig, template: Any, tokenizer: Any, rows: list) -> tuple
 
 
 def resolve_padding_free(cfg: SftConfig, info: Any, template: Any) -> None:
-    """--padding_free unset: on where attention has variable-length kernels (flash attention), which make a
-    concatenated batch cheaper than a padded one. With SDPA/eager (CPU) the per-sample mask over one long row
-    costs more attention than it saves padding, so length-grouped padded batches are the default there
-    (benchmarks/bench_sft.py measures both)."""
+    """--padding_free unset: on for registered text families (exact, per-sample attention; measured fastest on the
+    SFT benchmark, see benchmarks/bench_sft.py); padded, length-grouped batches elsewhere."""
     if cfg.padding_free is None:
         family = info.family
-        varlen = (cfg.attn_impl or "").startswith("flash_attention") and resolve_attn(cfg.attn_impl) != "sdpa"
-        cfg.padding_free = bool(varlen and family and family.padding_free and not family.multimodal
+        cfg.padding_free = bool(family and family.padding_free and not family.multimodal
                                 and not hasattr(template, "collator"))
     if cfg.padding_free or cfg.packing:
         cfg.group_by_length = False  # no padding to save; keep the random sample order
