@@ -46,7 +46,8 @@ def encode_sample(template: Template, sample: dict[str, Any], task: str = "sft")
                             "(give 'messages', or use a pre-training command)")
         return _encode_text(template, sample["text"])
     media = {k: sample[k] for k in ("images", "audios", "videos") if sample.get(k)}
-    return template.encode(sample["messages"], tools=sample.get("tools"), media=media or None)
+    grounding = {"objects": sample["objects"]} if sample.get("objects") else {}
+    return template.encode(sample["messages"], tools=sample.get("tools"), media=media or None, **grounding)
 
 
 def _encode_text(template: Template, text: str) -> Any:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from ..templates import TemplateError
+from ..templates.grounding import check_inside, parse_objects
 from ..utils.errors import DataError
 from .read import Row
 
@@ -36,6 +38,7 @@ def validate_sample(row: Row, sample: dict[str, Any], task: str = "sft") -> None
                             "or remove the row")
     _check_task_fields(row, sample, task)
     validate_media(row, sample)
+    validate_objects(row, sample)
 
 
 def _check_order(row: Row, messages: list[dict]) -> None:
@@ -99,23 +102,42 @@ def _check_media_path(row: Row, where: str, item: str, field: str) -> str:
         raise DataError(f"{row.where}: field '{where}': file not found: {path} (relative paths are resolved "
                         f"against the dataset file's folder {row.base_dir})")
     if field == "images":
-        problem = _image_problem(str(path), path.stat().st_mtime_ns)
+        problem, _ = _image_header(str(path), path.stat().st_mtime_ns)
         if problem:
             raise DataError(f"{row.where}: field '{where}': {path} cannot be read as an image ({problem}); replace "
                             "the file or remove the row")
     return str(path)
 
 
+def validate_objects(row: Row, sample: dict[str, Any]) -> None:
+    """Grounding `objects` against the <ref-object>/<bbox> tags, and boxes inside their (local) images."""
+    try:
+        objects = parse_objects(sample.get("objects"), [m["content"] for m in sample["messages"]])
+        if objects is not None:
+            check_inside(objects, [_local_image_size(item) for item in sample.get("images") or []])
+    except TemplateError as exc:
+        raise DataError(f"{row.where}: {exc}") from None
+
+
+def _local_image_size(item: Any) -> Optional[tuple[int, int]]:
+    """(width, height) of an image file already resolved by validate_media; None for URLs and data."""
+    if not isinstance(item, str) or item.startswith(("http://", "https://", "data:", "file://")):
+        return None
+    path = Path(item)
+    return _image_header(item, path.stat().st_mtime_ns)[1] if path.is_file() else None
+
+
 @lru_cache(maxsize=65536)
-def _image_problem(path: str, _mtime_ns: int) -> str:
-    """Open the image header only (cheap); '' when it is readable or Pillow is not installed."""
+def _image_header(path: str, _mtime_ns: int) -> tuple[str, Optional[tuple[int, int]]]:
+    """Open the image header only (cheap) -> (problem, size); problem '' when it is readable, size None when
+    Pillow is not installed."""
     try:
         from PIL import Image
     except ImportError:
-        return ""
+        return "", None
     try:
         with Image.open(path) as image:
-            image.size  # noqa: B018 - parsed from the header
+            size = image.size  # parsed from the header
     except Exception as exc:  # UnidentifiedImageError, truncated headers, ...
-        return f"{type(exc).__name__}: {str(exc)[:120]}"
-    return ""
+        return f"{type(exc).__name__}: {str(exc)[:120]}", None
+    return "", size

@@ -8,6 +8,18 @@ from ..utils.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class BoxFormat:
+    """How a family writes grounding objects in text: a row's `objects` ({"ref": [...], "bbox": [...]}) fill its
+    `<ref-object>`/`<bbox>` tags with these strings. `coords`: "norm1000" (0-1000 of the image's width/height) or
+    "pixels" (pixels of the image as the model sees it, after the processor's resize)."""
+
+    ref: str = "{ref}"
+    box: str = "[{x1}, {y1}, {x2}, {y2}]"
+    point: str = "[{x}, {y}]"             # a 2-number bbox (a click, a keypoint)
+    coords: str = "norm1000"
+
+
+@dataclass(frozen=True)
 class ModelFamily:
     """What swiftall knows about one architecture family."""
 
@@ -23,6 +35,9 @@ class ModelFamily:
     aligner: tuple[str, ...] = ()               # projector prefixes, for --freeze_aligner
     language_model: tuple[str, ...] = ()        # LLM prefixes, for --freeze_llm
     padding_free: bool = True                   # attention honours packed position ids (transformers masks)
+    grounding: BoxFormat = BoxFormat()          # box notation for rows with `objects`
+    template_class: Optional[str] = None        # a swiftall template (templates.TEMPLATE_CLASSES) for families
+                                                # whose processor route cannot encode them (remote-code tokenizers)
 
 
 @dataclass(frozen=True)

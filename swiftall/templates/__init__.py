@@ -27,5 +27,6 @@ def get_template(tokenizer: Any, info: Any = None, system: Optional[str] = None,
                               "swiftall.models.load_tokenizer")
         return MultimodalTemplate(tokenizer, processor, family=family.name if family else None, system=system,
                                   max_length=max_length, truncation_strategy=truncation_strategy,
+                                  grounding=family.grounding if family else None,
                                   **{k: v for k, v in media_options.items() if v is not None})
     return Template(tokenizer, system=system, max_length=max_length, truncation_strategy=truncation_strategy)

@@ -78,12 +78,13 @@ class Template:
             spans.append((len(prefix), len(upto)))
         return spans
 
-    def encode(self, messages: list[dict], tools: Any = None, media: Optional[dict[str, list]] = None) -> Encoded:
+    def encode(self, messages: list[dict], tools: Any = None, media: Optional[dict[str, list]] = None,
+               objects: Any = None) -> Encoded:
         """Ids and labels for a training conversation (loss on assistant turns).
 
-        `media` ({"images": [...], "audios": [...], "videos": [...]}) is for multimodal templates; a text
-        template refuses rows that carry media rather than silently dropping them."""
-        self._refuse_media(media)
+        `media` ({"images": [...], "audios": [...], "videos": [...]}) and grounding `objects` are for multimodal
+        templates; a text template refuses rows that carry them rather than silently dropping them."""
+        self._refuse_media(media, objects)
         text = self.render(messages, tools=tools)
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -98,9 +99,9 @@ class Template:
         return self.truncate(Encoded(list(ids), labels))
 
     def encode_prompt(self, messages: list[dict], tools: Any = None,
-                      media: Optional[dict[str, list]] = None) -> list[int]:
+                      media: Optional[dict[str, list]] = None, objects: Any = None) -> list[int]:
         """Ids for generation: the conversation so far plus the assistant header."""
-        self._refuse_media(media)
+        self._refuse_media(media, objects)
         text = self.render(messages, add_generation_prompt=True, tools=tools)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if self.max_length and len(ids) > self.max_length:
@@ -110,16 +111,16 @@ class Template:
         return list(ids)
 
     def encode_for_generation(self, messages: list[dict], tools: Any = None,
-                              media: Optional[dict[str, list]] = None) -> Encoded:
+                              media: Optional[dict[str, list]] = None, objects: Any = None) -> Encoded:
         """What an engine feeds generate(): prompt ids, plus model inputs in `extra` (multimodal templates put
         pixel values and the like there; a text template has none)."""
-        return Encoded(self.encode_prompt(messages, tools=tools, media=media), [])
+        return Encoded(self.encode_prompt(messages, tools=tools, media=media, objects=objects), [])
 
-    def _refuse_media(self, media: Optional[dict[str, list]]) -> None:
-        if media and any(media.values()):
-            kinds = ", ".join(k for k, v in media.items() if v)
-            raise TemplateError(f"this model is text-only but the row carries {kinds}; use a multimodal model "
-                                "or remove the media")
+    def _refuse_media(self, media: Optional[dict[str, list]], objects: Any = None) -> None:
+        kinds = [k for k, v in (media or {}).items() if v] + (["grounding objects"] if objects else [])
+        if kinds:
+            raise TemplateError(f"this model is text-only but the row carries {', '.join(kinds)}; use a multimodal "
+                                "model or remove them")
 
     def truncate(self, encoded: Encoded) -> Encoded:
         limit = self.max_length

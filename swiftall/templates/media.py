@@ -136,7 +136,9 @@ def fit_pixels(image: Any, options: Optional[MediaOptions]):
     if scale == 1.0:
         return image
     size = (max(1, int(w * scale)), max(1, int(h * scale)))
-    return image.resize(size)
+    resized = image.resize(size)
+    resized.info["source_size"] = image.info.get("source_size", (w, h))  # what grounding boxes are measured on
+    return resized
 
 
 def _is_array(item: Any) -> bool:

@@ -16,15 +16,14 @@ How a row is encoded:
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Any, Optional
 
+from ..models.registry import BoxFormat
 from .encode import IGNORE, Encoded, Template, TemplateError, TooLongError
+from .grounding import fill_objects, parse_objects
 from .media import MediaError, MediaOptions, load_media
+from .tags import PART_TYPES, TAG_RE, place_tags
 
-TAGS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
-PART_TYPES = {"<image>": "image", "<video>": "video", "<audio>": "audio"}
-_TAG_RE = re.compile("(<image>|<video>|<audio>)")
 # Placeholder strings per family for rendering without a processor chat template.
 PLACEHOLDERS = {
     "qwen2_vl": {"<image>": "<|vision_start|><|image_pad|><|vision_end|>",
@@ -52,10 +51,11 @@ class MultimodalTemplate(Template):
     def __init__(self, tokenizer: Any, processor: Any, family: Optional[str] = None, system: Optional[str] = None,
                  max_length: Optional[int] = None, truncation_strategy: str = "delete",
                  max_pixels: Optional[int] = None, min_pixels: Optional[int] = None, fps: Optional[float] = None,
-                 max_frames: Optional[int] = None):
+                 max_frames: Optional[int] = None, grounding: Optional[BoxFormat] = None):
         super().__init__(tokenizer, system=system, max_length=max_length, truncation_strategy=truncation_strategy)
         self.processor = processor
         self.family = family
+        self.grounding = grounding or BoxFormat()
         extractor = getattr(processor, "feature_extractor", None)
         self.media_options = MediaOptions(max_pixels=max_pixels, min_pixels=min_pixels, fps=fps,
                                           max_frames=max_frames,
@@ -73,7 +73,7 @@ class MultimodalTemplate(Template):
             return self.processor.apply_chat_template(conversation, tokenize=False,
                                                       add_generation_prompt=add_generation_prompt, **kwargs)
         mapping = {tag: self._placeholder(tag) for tag in PART_TYPES}
-        replaced = [{**m, "content": _TAG_RE.sub(lambda t: mapping[t.group(0)], m["content"])} for m in messages]
+        replaced = [{**m, "content": TAG_RE.sub(lambda t: mapping[t.group(0)], m["content"])} for m in messages]
         return self.tokenizer.apply_chat_template(replaced, tokenize=False,
                                                   add_generation_prompt=add_generation_prompt, **kwargs)
 
@@ -102,28 +102,36 @@ class MultimodalTemplate(Template):
         return getattr(self.processor, f"{kind}_token", None) or tag
 
     # ---- media ----------------------------------------------------------------------------------
-    def prepare(self, messages: list[dict], media: Optional[dict[str, list]]) -> tuple[list[dict], dict[str, list]]:
-        """Decode the media, check tags against it, and place untagged media in the first user turn."""
+    def prepare(self, messages: list[dict], media: Optional[dict[str, list]],
+                objects: Any = None) -> tuple[list[dict], dict[str, list]]:
+        """Decode the media, check tags against it, place untagged media in the first user turn, and write the
+        grounding `objects` into the text in this family's box notation."""
         media = {k: v for k, v in (media or {}).items() if v}
         loaded = load_media(media, self.media_options)
-        texts = " ".join(m["content"] for m in messages)
-        messages = [dict(m) for m in messages]
-        missing = ""
-        for field, tag in TAGS.items():
-            tags, items = texts.count(tag), len(loaded.get(field, []))
-            if tags == 0 and items:
-                missing += tag * items
-            elif tags != items:
-                raise TemplateError(f"field '{field}': {tags} {tag} tag(s) in the text but {items} {field}; give one "
-                                    f"{field[:-1]} per tag")
-        if any(m["role"] == "assistant" and _TAG_RE.search(m["content"]) for m in messages):
-            raise TemplateError("media tags in an assistant turn are not supported; put media in user turns")
-        if missing:
-            first = next((m for m in messages if m["role"] == "user"), None)
-            if first is None:
-                raise TemplateError("the row carries media but has no user turn to put it in")
-            first["content"] = missing + first["content"]
+        messages = place_tags(messages, {k: len(v) for k, v in loaded.items()})
+        parsed = parse_objects(objects, [m["content"] for m in messages])
+        if parsed is not None:
+            images = loaded.get("images", [])
+            sizes = [image.info.get("source_size", image.size) for image in images]
+            seen = [self._seen_size(image) for image in images] if self.grounding.coords == "pixels" else sizes
+            messages = fill_objects(messages, parsed, self.grounding, sizes, seen)
         return messages, loaded
+
+    def _seen_size(self, image: Any) -> tuple[int, int]:
+        """(width, height) of an image as the model sees it: Qwen2-VL-style processors resize to a multiple of
+        patch*merge within their pixel bounds (transformers' own `smart_resize`)."""
+        proc = getattr(self.processor, "image_processor", None)
+        patch, merge = getattr(proc, "patch_size", None), getattr(proc, "merge_size", None)
+        if not (patch and merge):
+            return image.size
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        size = getattr(proc, "size", None) or {}
+        low = getattr(proc, "min_pixels", None) or size.get("shortest_edge") or 56 * 56
+        high = getattr(proc, "max_pixels", None) or size.get("longest_edge") or 28 * 28 * 1280
+        height, width = smart_resize(image.height, image.width, factor=patch * merge, min_pixels=low,
+                                     max_pixels=high)
+        return width, height
 
     def _process(self, text: str, loaded: dict[str, list]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {PROCESSOR_KEYS[k]: v for k, v in loaded.items() if v}
@@ -137,8 +145,9 @@ class MultimodalTemplate(Template):
             raise TemplateError(f"the processor could not encode this row's media: {exc}") from None
 
     # ---- training -------------------------------------------------------------------------------
-    def encode(self, messages: list[dict], tools: Any = None, media: Optional[dict[str, list]] = None) -> Encoded:
-        messages, loaded = self.prepare(messages, media)
+    def encode(self, messages: list[dict], tools: Any = None, media: Optional[dict[str, list]] = None,
+               objects: Any = None) -> Encoded:
+        messages, loaded = self.prepare(messages, media, objects)
         text = self.render(messages, tools=tools)
         raw_ids, raw_labels = self._text_labels(text, self.assistant_spans(messages, text, tools=tools))
         out = self._process(text, loaded)
@@ -211,8 +220,8 @@ class MultimodalTemplate(Template):
 
     # ---- generation -----------------------------------------------------------------------------
     def encode_for_generation(self, messages: list[dict], tools: Any = None,
-                              media: Optional[dict[str, list]] = None) -> Encoded:
-        messages, loaded = self.prepare(messages, media)
+                              media: Optional[dict[str, list]] = None, objects: Any = None) -> Encoded:
+        messages, loaded = self.prepare(messages, media, objects)
         text = self.render(messages, add_generation_prompt=True, tools=tools)
         out = self._process(text, loaded)
         ids = out.pop("input_ids")[0].tolist()
@@ -226,8 +235,8 @@ class MultimodalTemplate(Template):
         return Encoded(encoded.input_ids, [], {k: v for k, v in encoded.extra.items() if k != "truncated_from"})
 
     def encode_prompt(self, messages: list[dict], tools: Any = None,
-                      media: Optional[dict[str, list]] = None) -> list[int]:
-        return self.encode_for_generation(messages, tools=tools, media=media).input_ids
+                      media: Optional[dict[str, list]] = None, objects: Any = None) -> list[int]:
+        return self.encode_for_generation(messages, tools=tools, media=media, objects=objects).input_ids
 
     def collator(self) -> "MultimodalCollator":
         return MultimodalCollator(self.tokenizer.pad_token_id, self.token_keys)
@@ -235,7 +244,7 @@ class MultimodalTemplate(Template):
 
 def _to_parts(message: dict) -> dict:
     parts = []
-    for piece in _TAG_RE.split(message["content"]):
+    for piece in TAG_RE.split(message["content"]):
         if piece in PART_TYPES:
             parts.append({"type": PART_TYPES[piece]})
         elif piece:
