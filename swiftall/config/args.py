@@ -169,6 +169,19 @@ class InferArgs(BaseConfig):
 
 
 @dataclass
+class QueryArgs(BaseConfig):
+    query: Optional[str] = arg(None, "Answer this one question, print the answer and exit (instead of the terminal "
+                               "chat)")
+    images: list[str] = arg([], "Image files or URLs for --query or the terminal chat's first message; <image> tags "
+                            "in the text place them, untagged ones go first")
+    audios: list[str] = arg([], "Audio files or URLs, like --images (<audio> tags)")
+    videos: list[str] = arg([], "Video files, frame folders or URLs, like --images (<video> tags)")
+
+    def media_flags(self) -> dict[str, list[str]]:
+        return {k: v for k, v in (("images", self.images), ("audios", self.audios), ("videos", self.videos)) if v}
+
+
+@dataclass
 class ExportArgs(BaseConfig):
     merge_lora: bool = arg(False, "Merge --adapters into the base weights and save a standalone model")
     output_dir: Optional[str] = arg(None, "Where the exported model goes (default: <adapter folder>-merged)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..utils.errors import ConfigError
-from .args import (AdapterArgs, DataArgs, ExportArgs, GenerationArgs, InferArgs, ModelArgs, TrainArgs,
+from .args import (AdapterArgs, DataArgs, ExportArgs, GenerationArgs, InferArgs, ModelArgs, QueryArgs, TrainArgs,
                    TunerArgs)
 from .multimodal import MultimodalArgs
 
@@ -25,14 +25,18 @@ class SftConfig(TrainArgs, MultimodalArgs, TunerArgs, DataArgs, ModelArgs):
 
 
 @dataclass
-class InferConfig(InferArgs, GenerationArgs, AdapterArgs, MultimodalArgs, DataArgs, ModelArgs):
-    """Chat with a model on the terminal, or answer every row of --val_dataset/--dataset into --result_path."""
+class InferConfig(QueryArgs, InferArgs, GenerationArgs, AdapterArgs, MultimodalArgs, DataArgs, ModelArgs):
+    """Chat with a model on the terminal, answer one --query, or answer every row of --val_dataset/--dataset into
+    --result_path."""
 
     command = "infer"
 
     def _check_infer(self) -> None:
         if not (self.model or self.model_type or self.adapters):
             raise ConfigError("swiftall infer: give --model, or --adapters DIR of a swiftall run")
+        if (self.val_dataset or self.dataset) and (self.query is not None or self.media_flags()):
+            raise ConfigError("swiftall infer: --query/--images/--audios/--videos are for one question or the terminal "
+                              "chat; with --val_dataset each row carries its own images/audios/videos")
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Interactive multi-turn chat on a terminal: /clear forgets the conversation, /exit leaves.
 
-A message with <image>, <audio> or <video> tags asks for one path or URL per tag (multimodal models)."""
+A message with <image>, <audio> or <video> tags asks for one path or URL per tag (multimodal models). Media given
+up front (`swiftall infer --images a.png`) belongs to the first message of each conversation: its tags take those
+items first, and items left without a tag are placed at the start of that message."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -14,11 +16,17 @@ MEDIA_TAGS = {"<image>": "images", "<audio>": "audios", "<video>": "videos"}
 
 
 def run_chat(engine: Engine, config: RequestConfig, stream: bool = True, system: Optional[str] = None,
-             read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> list[dict]:
-    """Returns the last conversation (useful to tests and notebooks)."""
+             read: Callable[[str], str] = input, write: Callable[[str], None] = print,
+             media: Optional[dict[str, list[str]]] = None) -> list[dict]:
+    """Returns the last conversation (useful to tests and notebooks). `media`: {"images": [...], ...} for the first
+    message of each conversation."""
     write(HELP)
+    preset = {field: list(items) for field, items in (media or {}).items() if items}
+    if preset:
+        write("(attached to your first message: " + ", ".join(i for items in preset.values() for i in items) + ")")
     history: list[dict] = []
-    media: dict[str, list[str]] = {field: [] for field in MEDIA_TAGS.values()}
+    pending = dict(preset)
+    media = {field: [] for field in MEDIA_TAGS.values()}
     while True:
         try:
             text = read("<<< ")
@@ -26,12 +34,12 @@ def run_chat(engine: Engine, config: RequestConfig, stream: bool = True, system:
             if command in ("/exit", "/quit", "exit", "quit"):
                 return history
             if command == "/clear":
-                history, media = [], {field: [] for field in MEDIA_TAGS.values()}
+                history, media, pending = [], {field: [] for field in MEDIA_TAGS.values()}, dict(preset)
                 write("(conversation cleared)")
                 continue
             if not command:
                 continue
-            added = _ask_for_media(text, read)
+            text, added = _ask_for_media(text, read, pending)
         except (EOFError, KeyboardInterrupt):
             write("")
             return history
@@ -43,6 +51,7 @@ def run_chat(engine: Engine, config: RequestConfig, stream: bool = True, system:
             write(f"error: {exc}")
             continue
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        pending = {}
         for field, items in added.items():
             media[field] += items
 
@@ -62,14 +71,25 @@ def _answer(engine: Engine, request: InferRequest, config: RequestConfig, stream
     return "".join(pieces)
 
 
-def _ask_for_media(text: str, read: Callable[[str], str]) -> dict[str, list[str]]:
-    """One path or URL per tag, asked in the order the tags appear."""
+def _ask_for_media(text: str, read: Callable[[str], str],
+                   pending: Optional[dict[str, list[str]]] = None) -> tuple[str, dict[str, list[str]]]:
+    """One path or URL per tag, in the order the tags appear: `pending` items first, then asked for. Pending items
+    left without a tag get one at the start of the text. -> (text, media of this message)"""
+    queue = {field: list(items) for field, items in (pending or {}).items()}
     added: dict[str, list[str]] = {field: [] for field in MEDIA_TAGS.values()}
     for _, tag in sorted((pos, tag) for tag in MEDIA_TAGS for pos in _occurrences(text, tag)):
-        kind = tag.strip("<>")
+        field, kind = MEDIA_TAGS[tag], tag.strip("<>")
+        if queue.get(field):
+            added[field].append(queue[field].pop(0))
+            continue
         article = "an" if kind[0] in "aeiou" else "a"
-        added[MEDIA_TAGS[tag]].append(read(f"Input {article} {kind} path or URL <<< ").strip())
-    return added
+        added[field].append(read(f"Input {article} {kind} path or URL <<< ").strip())
+    prefix = ""
+    for tag, field in MEDIA_TAGS.items():
+        left = queue.get(field, [])
+        prefix += tag * len(left)
+        added[field] = left + added[field]
+    return prefix + text, added
 
 
 def _occurrences(text: str, tag: str) -> list[int]:

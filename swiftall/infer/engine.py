@@ -8,6 +8,7 @@ better (the PyTorch engine serves every one of them from its continuous-batching
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -106,9 +107,18 @@ class ShuttingDownError(QueueFullError):
 
 
 class Engine(ABC):
-    """Backends implement infer and stream; the rest is shared."""
+    """Backends implement infer and stream; the rest is shared.
+
+    `infer` takes a list of requests and returns a list of responses; it also takes one request (a question string,
+    a dict or an InferRequest) with its media as keywords and returns one response:
+    `engine.infer("What is in this picture?<image>", images=["cat.jpg"]).text`."""
 
     max_model_len: Optional[int] = None   # context length, when known (the server refuses longer requests)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "infer" in cls.__dict__:
+            cls.infer = _one_or_many(cls.__dict__["infer"])
 
     @abstractmethod
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
@@ -147,6 +157,36 @@ class Engine(ABC):
 
     def close(self) -> None:
         """Finish in-flight work and release resources."""
+
+
+def as_batch(requests: Any, images: Any = None, audios: Any = None, videos: Any = None
+             ) -> tuple[list[Any], bool]:
+    """(the requests as a list, whether one request was given) with `images`/`audios`/`videos` added to it."""
+    single = isinstance(requests, (str, dict, InferRequest))
+    batch = [requests] if single else list(requests)
+    media = {k: v for k, v in (("images", images), ("audios", audios), ("videos", videos)) if v}
+    if not media:
+        return batch, single
+    if len(batch) != 1:
+        raise TypeError(f"images=/audios=/videos= go with one request, got {len(batch)}; give each InferRequest "
+                        "its own media")
+    request = InferRequest.coerce(batch[0])
+    extra = {k: [v] if isinstance(v, str) else list(v) for k, v in media.items()}
+    merged = {k: [*getattr(request, k), *items] for k, items in extra.items()}
+    return [InferRequest(**{**request.__dict__, **merged})], single
+
+
+def _one_or_many(batch_infer: Any) -> Any:
+    """A backend's `infer(requests, config)` that also takes one request and media keywords (see Engine)."""
+
+    @functools.wraps(batch_infer)
+    def infer(self: Any, requests: Any, config: Optional[RequestConfig] = None, *, images: Any = None,
+              audios: Any = None, videos: Any = None) -> Any:
+        batch, single = as_batch(requests, images, audios, videos)
+        results = batch_infer(self, batch, config)
+        return results[0] if single else results
+
+    return infer
 
 
 async def iterate_in_thread(make_iterator: Any) -> AsyncIterator[Any]:

@@ -1,4 +1,4 @@
-"""swiftall infer: terminal chat, or batch answers over a dataset written to a JSONL file."""
+"""swiftall infer: terminal chat, one --query, or batch answers over a dataset written to a JSONL file."""
 from __future__ import annotations
 
 import json
@@ -54,17 +54,51 @@ def prepare_infer_config(config: Any) -> InferConfig:
 
 
 def infer_main(config: Any = None) -> Any:
-    """Batch mode returns the result rows; chat mode returns the last conversation."""
+    """Batch mode returns the result rows; --query returns the answer text; chat mode returns the last
+    conversation."""
     cfg = prepare_infer_config(config)
     specs = cfg.val_dataset or cfg.dataset
-    rows = _prompt_rows(specs, cfg) if specs else None  # bad rows fail before the model loads
+    rows = _prompt_rows(specs, cfg) if specs else None  # bad rows and missing files fail before the model loads
+    media = _media_flags(cfg)
     engine = build_engine(cfg)
+    if cfg.query is not None:
+        return _one_question(engine, cfg, media)
     if rows is None:
-        return run_chat(engine, RequestConfig.from_args(cfg), stream=cfg.stream)
+        return run_chat(engine, RequestConfig.from_args(cfg), stream=cfg.stream, media=media)
     return _batch(engine, cfg, rows)
 
 
-def _prompt_rows(specs: list[str], cfg: InferConfig) -> list[tuple[dict, list[dict]]]:
+def _media_flags(cfg: InferConfig) -> dict[str, list[str]]:
+    """--images/--audios/--videos, each local file checked before the model loads."""
+    media = cfg.media_flags()
+    for field, items in media.items():
+        for i, item in enumerate(items):
+            if item.startswith(("http://", "https://", "data:")):
+                continue
+            path = Path(item).expanduser()
+            if not path.exists():
+                raise ConfigError(f"--{field}: file not found: {path.resolve()} (relative paths are resolved against "
+                                  f"the current folder {Path.cwd()})")
+            items[i] = str(path.resolve())
+    return media
+
+
+def _one_question(engine: Any, cfg: InferConfig, media: dict[str, list[str]]) -> str:
+    request = InferRequest(messages=[{"role": "user", "content": cfg.query}], **media)
+    config = RequestConfig.from_args(cfg)
+    if not cfg.stream:
+        answer = engine.infer(request, config).text
+        print(answer)
+        return answer
+    pieces = []
+    for piece in engine.stream(request, config):
+        pieces.append(piece)
+        print(piece, end="", flush=True)
+    print()
+    return "".join(pieces)
+
+
+def _prompt_rows(specs: list[str], cfg: InferConfig) -> list[tuple[dict, InferRequest]]:
     out = []
     for row in read_rows(specs, cfg):
         original = dict(row.data)
@@ -77,14 +111,15 @@ def _prompt_rows(specs: list[str], cfg: InferConfig) -> list[tuple[dict, list[di
         if not messages or messages[-1]["role"] != "user":
             raise DataError(f"{row.where}: nothing to answer: the conversation must end with a user turn "
                             "(or a user turn followed by the reference answer)")
-        out.append((original, messages))
+        media = {k: sample[k] for k in ("images", "audios", "videos") if sample.get(k)}
+        out.append((original, InferRequest(messages=messages, **media)))
     return out
 
 
-def _batch(engine, cfg: InferConfig, rows: list[tuple[dict, list[dict]]]) -> list[dict]:
+def _batch(engine, cfg: InferConfig, rows: list[tuple[dict, InferRequest]]) -> list[dict]:
     path = Path(cfg.result_path) if cfg.result_path else _default_result_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    requests = [InferRequest(messages=m) for _, m in rows]
+    requests = [request for _, request in rows]
     responses = engine.infer(requests, RequestConfig.from_args(cfg))
     results = []
     with path.open("w") as f:
