@@ -203,20 +203,7 @@ class MultimodalTemplate(Template):
         return extra
 
     def _truncate(self, encoded: Encoded, runs: list[tuple[int, int]]) -> Encoded:
-        limit, n = self.max_length, len(encoded)
-        if not limit or n <= limit:
-            return encoded
-        strategy = self.truncation_strategy
-        if strategy not in ("left", "right"):
-            raise TooLongError(n, limit)
-        if strategy == "right" and runs and runs[-1][1] > limit:
-            raise MediaTruncationError(n, limit, "right")
-        if strategy == "left" and runs and runs[0][0] < n - limit:
-            raise MediaTruncationError(n, limit, "left")
-        keep = slice(n - limit, n) if strategy == "left" else slice(0, limit)
-        extra = {k: (v[:, keep] if k in self.token_keys else v) for k, v in encoded.extra.items()}
-        extra["truncated_from"] = n
-        return Encoded(encoded.input_ids[keep], encoded.labels[keep], extra)
+        return truncate_around(encoded, runs, self.max_length, self.truncation_strategy, self.token_keys)
 
     # ---- generation -----------------------------------------------------------------------------
     def encode_for_generation(self, messages: list[dict], tools: Any = None,
@@ -240,6 +227,24 @@ class MultimodalTemplate(Template):
 
     def collator(self) -> "MultimodalCollator":
         return MultimodalCollator(self.tokenizer.pad_token_id, self.token_keys)
+
+
+def truncate_around(encoded: Encoded, runs: list[tuple[int, int]], limit: Optional[int], strategy: str,
+                    token_keys: set[str] = frozenset()) -> Encoded:
+    """Cut a row over `limit` on the side `strategy` names, refusing a cut through a media run (start, end)."""
+    n = len(encoded)
+    if not limit or n <= limit:
+        return encoded
+    if strategy not in ("left", "right"):
+        raise TooLongError(n, limit)
+    if strategy == "right" and runs and runs[-1][1] > limit:
+        raise MediaTruncationError(n, limit, "right")
+    if strategy == "left" and runs and runs[0][0] < n - limit:
+        raise MediaTruncationError(n, limit, "left")
+    keep = slice(n - limit, n) if strategy == "left" else slice(0, limit)
+    extra = {k: (v[:, keep] if k in token_keys else v) for k, v in encoded.extra.items()}
+    extra["truncated_from"] = n
+    return Encoded(encoded.input_ids[keep], encoded.labels[keep], extra)
 
 
 def _to_parts(message: dict) -> dict:
