@@ -82,7 +82,8 @@ def from_vllm_output(output: Any, decode: Any = None) -> InferResponse:
                 logprobs.append(TokenLogprob(chosen.decoded_token or "", chosen.logprob, top))
         answers.append(InferResponse(text=choice.text, finish_reason=_finish(choice.finish_reason),
                                      prompt_tokens=len(output.prompt_token_ids or []),
-                                     completion_tokens=len(choice.token_ids), logprobs=logprobs))
+                                     completion_tokens=len(choice.token_ids), logprobs=logprobs,
+                                     token_ids=list(choice.token_ids)))
     first, *others = answers
     first.choices = others
     return first
@@ -124,6 +125,8 @@ class _TemplatedEngine(Engine):
 
     def _prompt_ids(self, request: Any) -> list[int]:
         req = InferRequest.coerce(request)
+        if req.prompt_ids is not None:
+            return list(req.prompt_ids)
         if req.prompt is not None:
             return self.template.tokenizer(req.prompt, add_special_tokens=True)["input_ids"]
         ids = self.template.encode_prompt(req.messages, tools=req.tools)

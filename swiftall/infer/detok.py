@@ -99,4 +99,5 @@ class Answer:
             raise self.error
         return InferResponse(text=self.text, finish_reason=self.finish_reason or "stop",
                              prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                             logprobs=self.logprobs if self.logprobs else None)
+                             logprobs=self.logprobs if self.logprobs else None,
+                             token_ids=list(self.seq.generated) if self.seq is not None else None)

@@ -53,6 +53,7 @@ class InferRequest:
     tools: Optional[list[dict[str, Any]]] = None
     prompt: Optional[str] = None          # raw text completion: used as is instead of the chat template
     prefill: Optional[str] = None         # text the answer must start with (appended after the assistant header)
+    prompt_ids: Optional[list[int]] = None  # an already-encoded prompt, used as is (RL rollouts encode their own)
 
     @classmethod
     def coerce(cls, value: Union["InferRequest", dict, str]) -> "InferRequest":
@@ -60,8 +61,8 @@ class InferRequest:
             return value
         if isinstance(value, str):
             return cls(messages=[{"role": "user", "content": value}])
-        if isinstance(value, dict) and ("messages" in value or "prompt" in value):
-            keys = {"messages", "adapter", "images", "audios", "videos", "tools", "prompt", "prefill"}
+        if isinstance(value, dict) and ("messages" in value or "prompt" in value or "prompt_ids" in value):
+            keys = {"messages", "adapter", "images", "audios", "videos", "tools", "prompt", "prefill", "prompt_ids"}
             data = {k: v for k, v in value.items() if k in keys}
             data.setdefault("messages", [])
             return cls(**data)
@@ -84,6 +85,7 @@ class InferResponse:
     completion_tokens: int
     logprobs: Optional[list[TokenLogprob]] = None
     choices: list["InferResponse"] = field(default_factory=list)  # the other answers when n > 1
+    token_ids: Optional[list[int]] = None  # the generated token ids, a final eos included (where the engine has them)
 
 
 @dataclass

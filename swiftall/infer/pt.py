@@ -51,6 +51,8 @@ class PtEngine(Engine):
 
     # ---- encoding -----------------------------------------------------------------------------
     def _encode(self, request: InferRequest) -> Encoded:
+        if request.prompt_ids is not None:
+            return Encoded(list(request.prompt_ids), [])
         if request.prompt is not None:
             return Encoded(self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"], [])
         media = {"images": request.images, "audios": request.audios, "videos": request.videos}

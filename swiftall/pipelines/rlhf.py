@@ -95,26 +95,6 @@ def _reference(cfg: Any, model: Any, needs_ref: bool) -> Any:
     return ref.eval().requires_grad_(False)
 
 
-def _generator_factory(tokenizer: Any, template: Any, cfg: Any) -> Any:
-    """For PPO: completions through swiftall's pt Engine over the policy being trained."""
-    from ..infer.engine import InferRequest, RequestConfig
-    from ..infer.pt import PtEngine
-
-    request = RequestConfig(max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p)
-
-    def factory(policy: Any) -> Any:
-        engine = PtEngine(policy, tokenizer, template, max_batch_size=max(1, cfg.per_device_train_batch_size))
-
-        def generate(rows: list[dict]) -> list[str]:
-            reqs = [InferRequest(messages=r["prompt"], images=list(r.get("images") or [])) for r in rows]
-            policy.eval()  # the engine generates in eval mode; PPO switches back to train mode after
-            return [out.text for out in engine.infer(reqs, request)]
-
-        return generate
-
-    return factory
-
-
 def _run(cfg: Any) -> dict[str, Any]:
     started = time.time()
     method = METHODS[cfg.rlhf_type]
@@ -141,7 +121,12 @@ def _run(cfg: Any) -> dict[str, Any]:
                        ref_model=_reference(cfg, model, method.needs_ref and cfg.rlhf_type != "grpo"),
                        load=lambda path: load_model(resolve_model(path, hub=cfg.hub), cfg.torch_dtype, cfg.attn_impl,
                                                     cfg.trust_remote_code))
-    extra = {"generator_factory": _generator_factory(tokenizer, template, cfg)} if cfg.rlhf_type == "ppo" else {}
+    extra = {}
+    if cfg.rlhf_type in ("ppo", "grpo"):  # completions through swiftall's pt Engine over the policy being trained
+        from ..infer.rollout import rollout_factory
+
+        batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+        extra["rollout_factory"] = rollout_factory(tokenizer, template, max_batch_size=batch)
     trainer = build_alignment_trainer(setup, **extra)
     logger.info(f"{cfg.rlhf_type}: {len(data.train)} training rows, {len(data.val)} validation rows; model "
                 f"{info.name} ({info.path})")

@@ -1,5 +1,12 @@
-"""Online methods on TRL: GRPO (TRL generates the completions: transformers generate, or vLLM with --use_vllm)
-and GKD (on-policy distillation from --teacher_model)."""
+"""Online methods on TRL: GRPO and GKD (on-policy distillation from --teacher_model).
+
+GRPO runs TRL's GRPOTrainer (rewards, group advantages, loss, KL to the reference) with one method overridden:
+`_generate_single_turn`, so completions come from swiftall's pt Engine (continuous batching) built over the policy
+being trained -- its current weights with the LoRA adapters active, in eval mode, without gradients -- sampling
+with --temperature/--top_p/--max_completion_length; TRL's sampler repeats each prompt --num_generations times.
+TRL keeps generating where the engine cannot stand in: --use_vllm (TRL's vLLM client, which syncs the trained
+weights into vLLM each step), prompts with images, and models sharded by FSDP or DeepSpeed ZeRO-3.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +30,32 @@ def reward_functions(setup: AlignSetup) -> tuple[list, list[float]]:
     return funcs, weights
 
 
-def build_grpo(setup: AlignSetup) -> Any:
+def engine_grpo_trainer(base: type) -> type:
+    """A subclass of TRL's GRPOTrainer whose completions come from `rollout_factory(policy, **sampling)`."""
+
+    class EngineGRPOTrainer(base):
+        def __init__(self, *args: Any, rollout_factory: Any = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            policy = self.accelerator.unwrap_model(self.model)  # the PeftModel TRL built (LoRA) or the model
+            self.rollouts = None if rollout_factory is None else rollout_factory(
+                policy, max_new_tokens=self.max_completion_length, temperature=self.temperature, top_p=self.top_p,
+                top_k=self.top_k, repetition_penalty=self.repetition_penalty)
+
+        def _engine_generates(self, multimodal_fields: dict) -> bool:
+            plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+            sharded = self.is_fsdp_enabled or (self.is_deepspeed_enabled and getattr(plugin, "zero_stage", 0) == 3)
+            return self.rollouts is not None and not (self.use_vllm or multimodal_fields or sharded)
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
+            if not self._engine_generates(multimodal_fields):
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args,
+                                                     **kwargs)
+            return self.rollouts.token_ids(prompt_ids), None  # no sampling log-probs (as TRL's transformers path)
+
+    return EngineGRPOTrainer
+
+
+def build_grpo(setup: AlignSetup, rollout_factory: Any = None) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = setup.cfg
@@ -35,11 +67,11 @@ def build_grpo(setup: AlignSetup) -> Any:
     args = trl_args(GRPOConfig, setup, beta=cfg.beta, num_generations=cfg.num_generations,
                     max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p,
                     reward_weights=weights, use_vllm=cfg.use_vllm, log_completions=False, shuffle_dataset=True)
-    trainer = with_throughput(GRPOTrainer)(
+    return with_throughput(engine_grpo_trainer(GRPOTrainer))(
         model=setup.model, reward_funcs=funcs, args=args, train_dataset=to_dataset(setup.train),
         eval_dataset=to_dataset(setup.val) if setup.val else None, processing_class=setup.tokenizer,
-        callbacks=callbacks(setup), peft_config=lora_config(cfg, getattr(setup.info, "family", None)))
-    return trainer
+        callbacks=callbacks(setup), peft_config=lora_config(cfg, getattr(setup.info, "family", None)),
+        rollout_factory=rollout_factory)
 
 
 def build_gkd(setup: AlignSetup) -> Any:

@@ -55,7 +55,7 @@ def disable_dropout(model: nn.Module) -> None:
 class PPOTrainer:
     """Policy + value head, reward model(s)/functions, GAE, clipped objective, KL penalty to the reference."""
 
-    def __init__(self, setup: AlignSetup, generator_factory: Any):
+    def __init__(self, setup: AlignSetup, rollout_factory: Any):
         cfg = self.cfg = setup.cfg
         if cfg.resume_from_checkpoint:
             raise ConfigError("--rlhf_type ppo: --resume_from_checkpoint is not supported; start a new run")
@@ -71,7 +71,9 @@ class PPOTrainer:
         self.device = next(self.policy.parameters()).device
         hidden = self.policy.config.get_text_config().hidden_size
         self.value_head = ValueHead(hidden).to(self.device)
-        self.generate = generator_factory(self.policy)
+        self.rollouts = rollout_factory(self.policy, max_new_tokens=cfg.max_completion_length,
+                                        temperature=cfg.temperature, top_p=cfg.top_p)
+        self.policy.train()
         self.reward_funcs, self.reward_weights = reward_functions(setup)
         self.batch_size = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
         per_epoch = math.ceil(len(setup.train) / self.batch_size)
@@ -104,11 +106,6 @@ class PPOTrainer:
         return SummaryWriter(str(self.output_dir / "runs"))
 
     # ---- rollouts -----------------------------------------------------------------------------
-    def _generate(self, rows: list[dict]) -> list[str]:
-        texts = self.generate(rows)  # the Engine puts the policy in eval mode
-        self.policy.train()
-        return texts
-
     def _encode(self, rows: list[dict], texts: list[str]) -> dict[str, torch.Tensor]:
         """Prompt + completion through swiftall's Template; response positions in the next-token frame."""
         seqs, spans = [], []
@@ -155,7 +152,7 @@ class PPOTrainer:
 
     @torch.no_grad()
     def rollout(self, rows: list[dict]) -> tuple[dict, dict[str, float]]:
-        texts = self._generate(rows)
+        texts = self.rollouts.texts(rows)  # eval mode, no grad; the policy's mode is restored
         batch = self._encode(rows, texts)
         mask = batch["mask"]
         old_logp, old_values = self._forward(self.policy, batch, with_values=True)
@@ -260,6 +257,6 @@ class PPOTrainer:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def build_ppo(setup: AlignSetup, generator_factory: Any) -> PPOTrainer:
-    """generator_factory(policy) -> generate(rows) -> completion texts (the pipeline builds it on an Engine)."""
-    return PPOTrainer(setup, generator_factory)
+def build_ppo(setup: AlignSetup, rollout_factory: Any) -> PPOTrainer:
+    """rollout_factory(policy, **sampling) -> rollouts with .texts(rows) (the pipeline builds it on an Engine)."""
+    return PPOTrainer(setup, rollout_factory)
