@@ -111,6 +111,18 @@ def test_the_data_path_carries_objects_to_the_template(qwen2, photo):
     assert texts(tok, encode_sample(template(), sample))[1].startswith("<|box_start|>(100,250),(500,500)")
 
 
+def test_template_show_marks_the_box_as_trained(smol_dir, tmp_path, write_jsonl, capsys):
+    from swiftall.cli.main import main
+
+    model = BUILDERS["qwen2_vl"](smol_dir, tmp_path / "model")
+    write_image(tmp_path / "field.png", (300, 200))
+    data = write_jsonl([{"messages": find(), "images": ["field.png"], "objects": SHEEP}])
+    assert main(["template", "show", "--model", str(model), "--dataset", str(data), "--rows", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "Find the <|object_ref_start|>sheep<|object_ref_end|> in the picture." in shown
+    assert "[[<|box_start|>(100,250),(500,500)<|box_end|><|im_end|>" in shown
+
+
 @pytest.mark.parametrize("objects, rows, message", [
     ({"ref": ["sheep"], "bbox": [[30, 50, 150]]}, find(), r"objects.bbox\[0\]': a box is \[x1, y1, x2, y2\]"),
     ({"ref": ["sheep"], "bbox": [30, 50, 150, 100]}, find(), r"one flat list of numbers; give a list of boxes"),
