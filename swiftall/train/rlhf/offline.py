@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import AlignSetup, callbacks, lora_config, to_dataset, trl_args, with_throughput
+from .common import AlignSetup, callbacks, lora_config, small_lm_head_tiles, to_dataset, trl_args, with_throughput
 
 
 def _common(setup: AlignSetup) -> dict[str, Any]:
+    small_lm_head_tiles(setup.model)
     return {"train_dataset": to_dataset(setup.train), "eval_dataset": to_dataset(setup.val) if setup.val else None,
             "processing_class": setup.tokenizer, "callbacks": callbacks(setup),
             "peft_config": lora_config(setup.cfg, getattr(setup.info, "family", None))}

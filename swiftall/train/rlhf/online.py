@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...utils.errors import ConfigError
-from .common import AlignSetup, callbacks, lora_config, to_dataset, trl_args, with_throughput
+from .common import (AlignSetup, callbacks, lora_config, small_lm_head_tiles, to_dataset, trl_args,
+                     with_throughput)
 from .reward import load_sequence_classifier, reward_tokenizer
 from .rewards import RewardModelScorer, resolve_rewards
 
@@ -64,6 +65,7 @@ def build_grpo(setup: AlignSetup, rollout_factory: Any = None) -> Any:
         raise ConfigError(f"grpo: --per_device_train_batch_size x --gradient_accumulation_steps ({batch}) counts "
                           f"completions and must be a multiple of --num_generations ({cfg.num_generations})")
     funcs, weights = reward_functions(setup)
+    small_lm_head_tiles(setup.model)
     args = trl_args(GRPOConfig, setup, beta=cfg.beta, num_generations=cfg.num_generations,
                     max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p,
                     reward_weights=weights, use_vllm=cfg.use_vllm, log_completions=False, shuffle_dataset=True)
