@@ -7,6 +7,7 @@ from typing import Optional
 from ..utils.errors import ConfigError
 from .args import DataArgs, ModelArgs, TrainArgs, TunerArgs
 from .base import BaseConfig, arg
+from .multimodal import MultimodalArgs
 
 RLHF_TYPES = ("dpo", "kto", "cpo", "simpo", "orpo", "rm", "ppo", "grpo", "gkd")
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -121,10 +122,16 @@ class RlhfArgs(BaseConfig):
 
 
 @dataclass
-class RlhfConfig(RlhfArgs, TrainArgs, TunerArgs, DataArgs, ModelArgs):
+class RlhfConfig(RlhfArgs, TrainArgs, MultimodalArgs, TunerArgs, DataArgs, ModelArgs):
     """Align a model: dpo, kto, cpo, simpo, orpo, rm (reward model), ppo, grpo or gkd."""
 
     command = "rlhf"
+
+    def _check_rlhf_media(self) -> None:
+        for name in ("vit_lr", "aligner_lr"):
+            if getattr(self, name) is not None:
+                raise ConfigError(f"--{name}: separate learning rates are an sft option; rlhf trains every part at "
+                                  "--learning_rate (use --freeze_vit/--freeze_aligner to keep a part fixed)")
 
     def _check_rlhf(self) -> None:
         if not (self.model or self.model_type or self.sft_model_path):

@@ -20,6 +20,7 @@ from ..train.outputs import prepare_output_dir, resolve_resume
 from ..train.plots import write_plots
 from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
+from ..tuners.freeze import freeze_parts
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from .common import is_adapter_dir, model_info, run_args
@@ -111,11 +112,13 @@ def _run(cfg: Any) -> dict[str, Any]:
 
     tokenizer = load_tokenizer(info, cfg.trust_remote_code)
     template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
-                            truncation_strategy=cfg.truncation_strategy)
+                            truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
     data = build_align_data(cfg, template, method.data)  # all data errors surface before the model loads
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     model = _load(info, cfg, method.auto_class, adapter)
+    if cfg.train_type == "full" and cfg.rlhf_type != "ppo":  # as sft: --freeze_vit/--freeze_aligner/--freeze_llm
+        freeze_parts(model, cfg, getattr(info, "family", None))
     setup = AlignSetup(cfg=cfg, model=model, tokenizer=tokenizer, template=template, train=data.train, val=data.val,
                        output_dir=output_dir, started=started, info=info,
                        ref_model=_reference(cfg, model, method.needs_ref and cfg.rlhf_type != "grpo"),

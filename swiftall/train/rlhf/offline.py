@@ -1,16 +1,60 @@
-"""Offline preference methods on TRL: DPO (all of TRL's loss variants, RPO), CPO, SimPO, ORPO and KTO."""
+"""Offline preference methods on TRL: DPO (all of TRL's loss variants, RPO), CPO, SimPO, ORPO and KTO.
+
+DPO rows with images (or audio/video) are encoded by swiftall's multimodal template -- the encoding sft, infer and
+deploy use -- through MediaPairCollator, and reach TRL's DPOTrainer as its vision-language batches (TRL then skips
+its own text tokenization); the other offline methods take text rows only.
+"""
 from __future__ import annotations
 
 from typing import Any
 
+from ...templates import IGNORE
+from ...utils.errors import ConfigError
 from .common import AlignSetup, callbacks, lora_config, small_lm_head_tiles, to_dataset, trl_args, with_throughput
+
+MEDIA = ("images", "audios", "videos")
 
 
 def _common(setup: AlignSetup) -> dict[str, Any]:
     small_lm_head_tiles(setup.model)
     return {"train_dataset": to_dataset(setup.train), "eval_dataset": to_dataset(setup.val) if setup.val else None,
             "processing_class": setup.tokenizer, "callbacks": callbacks(setup),
-            "peft_config": lora_config(setup.cfg, getattr(setup.info, "family", None))}
+            "peft_config": lora_config(setup.cfg, getattr(setup.info, "family", None), model=setup.model)}
+
+
+def has_media(rows: list[dict]) -> bool:
+    return any(row.get(k) for row in rows for k in MEDIA)
+
+
+class MediaPairCollator:
+    """DPO batches from rows with media: each pair encoded twice by swiftall's template (prompt + chosen, prompt +
+    rejected, with the row's media), chosen rows first as TRL's DPOTrainer expects; `completion_mask` marks the
+    answer tokens (the template's labels), and the processor's inputs (pixel values, grid sizes, ...) come along."""
+
+    def __init__(self, template: Any):
+        self.template = template
+        self.pad = template.collator()
+
+    def __call__(self, examples: list[dict]) -> dict[str, Any]:
+        rows = []
+        for side in ("chosen", "rejected"):
+            for example in examples:
+                media = {k: example[k] for k in MEDIA if example.get(k)} or None
+                encoded = self.template.encode(example["prompt"] + example[side], media=media)
+                extra = {k: v for k, v in encoded.extra.items() if k != "truncated_from"}
+                rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels, **extra})
+        batch = self.pad(rows)
+        batch["completion_mask"] = (batch.pop("labels") != IGNORE).long()
+        return batch
+
+
+def _media_rows(setup: AlignSetup) -> dict[str, Any]:
+    """DPO on rows with media (the data layer lets media through for multimodal models only): the processor as
+    TRL's processing class, swiftall's encoding as the collator."""
+    for rows in (setup.train, setup.val):
+        for row in rows:  # TRL takes rows with an `images` column down its vision-language path
+            row.setdefault("images", [])
+    return {"processing_class": setup.template.processor, "data_collator": MediaPairCollator(setup.template)}
 
 
 def dpo_losses(cfg: Any) -> tuple[list[str], list[float] | None]:
@@ -32,15 +76,25 @@ def build_dpo(setup: AlignSetup) -> Any:
 
     cfg = setup.cfg
     losses, weights = dpo_losses(cfg)
+    media = has_media(setup.train + setup.val)
     args = trl_args(DPOConfig, setup, beta=cfg.beta, label_smoothing=cfg.label_smoothing, loss_type=losses,
-                    loss_weights=weights, max_length=cfg.max_length)
-    return with_throughput(DPOTrainer)(model=setup.model, ref_model=setup.ref_model, args=args, **_common(setup))
+                    loss_weights=weights, max_length=cfg.max_length,
+                    **({"remove_unused_columns": False} if media else {}))  # the collator reads audios/videos too
+    kwargs = {**_common(setup), **(_media_rows(setup) if media else {})}
+    return with_throughput(DPOTrainer)(model=setup.model, ref_model=setup.ref_model, args=args, **kwargs)
+
+
+def _text_only(setup: AlignSetup) -> None:
+    if has_media(setup.train + setup.val):
+        raise ConfigError(f"--rlhf_type {setup.cfg.rlhf_type}: rows with images/audios/videos are supported by "
+                          "--rlhf_type dpo (and sft); drop the media columns or use dpo")
 
 
 def build_cpo(setup: AlignSetup) -> Any:
     """CPO; with --rlhf_type simpo, CPO's SimPO loss (reference-free, length-normalised, margin --simpo_gamma)."""
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
+    _text_only(setup)
     cfg = setup.cfg
     loss = "simpo" if cfg.rlhf_type == "simpo" else (cfg.loss_type[0] if cfg.loss_type else "sigmoid")
     args = trl_args(CPOConfig, setup, beta=cfg.beta, label_smoothing=cfg.label_smoothing, loss_type=loss,
@@ -52,6 +106,7 @@ def build_cpo(setup: AlignSetup) -> Any:
 def build_orpo(setup: AlignSetup) -> Any:
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
+    _text_only(setup)
     cfg = setup.cfg
     args = trl_args(ORPOConfig, setup, beta=cfg.beta, max_length=cfg.max_length, max_completion_length=cfg.max_length)
     return with_throughput(ORPOTrainer)(model=setup.model, args=args, **_common(setup))
@@ -60,6 +115,7 @@ def build_orpo(setup: AlignSetup) -> Any:
 def build_kto(setup: AlignSetup) -> Any:
     from trl import KTOConfig, KTOTrainer
 
+    _text_only(setup)
     cfg = setup.cfg
     loss = cfg.loss_type[0] if cfg.loss_type else "kto"
     extra = {"train_sampling_strategy": "sequential"} if loss == "kto" else {}
