@@ -89,9 +89,16 @@ def test_media_rows_need_dpo_and_a_multimodal_model(vl_dir, tiny_dir, tmp_path):
     with pytest.raises(DataError, match=f"{data}:1: this model is text-only but the row carries images"):
         rlhf_main(["--rlhf_type", "dpo", "--model", str(tiny_dir), "--dataset", str(data), "--max_steps", "1",
                    "--report_to", "none", "--output_dir", str(tmp_path / "a")])
-    with pytest.raises(ConfigError, match="supported by --rlhf_type dpo"):
-        rlhf_main(["--rlhf_type", "orpo", "--model", str(vl_dir), "--dataset", str(data), "--max_steps", "1",
-                   "--report_to", "none", "--output_dir", str(tmp_path / "b")])
+    for method in ("orpo", "kto", "grpo"):  # their trainers would drop the images silently
+        rows = _rows(tmp_path, 2)
+        if method == "kto":
+            rows = [{"prompt": r["prompt"], "completion": r["chosen"], "label": True, "images": r["images"]}
+                    for r in rows]
+        with pytest.raises(ConfigError, match=f"--rlhf_type {method}: rows with images"):
+            rlhf_main(["--rlhf_type", method, "--model", str(vl_dir), "--dataset",
+                       str(_write(tmp_path / f"{method}.jsonl", rows)), "--max_steps", "1",
+                       "--per_device_train_batch_size", "2", "--report_to", "none", "--output_dir",
+                       str(tmp_path / method), *(["--reward_funcs", "length"] if method == "grpo" else [])])
 
 
 def test_full_dpo_with_images_keeps_the_vision_tower_frozen(vl_dir, tmp_path):

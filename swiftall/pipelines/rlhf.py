@@ -20,6 +20,7 @@ from ..train.outputs import prepare_output_dir, resolve_resume
 from ..train.plots import write_plots
 from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
+from ..train.rlhf.offline import has_media
 from ..tuners.freeze import freeze_parts
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
@@ -114,6 +115,9 @@ def _run(cfg: Any) -> dict[str, Any]:
     template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
                             truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
     data = build_align_data(cfg, template, method.data)  # all data errors surface before the model loads
+    if cfg.rlhf_type != "dpo" and has_media(data.train + data.val):
+        raise ConfigError(f"--rlhf_type {cfg.rlhf_type}: rows with images/audios/videos are supported by --rlhf_type "
+                          "dpo (and sft); use dpo, or drop the media columns for a text-only run")
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     model = _load(info, cfg, method.auto_class, adapter)

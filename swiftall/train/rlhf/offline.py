@@ -2,14 +2,13 @@
 
 DPO rows with images (or audio/video) are encoded by swiftall's multimodal template -- the encoding sft, infer and
 deploy use -- through MediaPairCollator, and reach TRL's DPOTrainer as its vision-language batches (TRL then skips
-its own text tokenization); the other offline methods take text rows only.
+its own text tokenization); the rlhf pipeline refuses media rows for the other methods.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ...templates import IGNORE
-from ...utils.errors import ConfigError
 from .common import AlignSetup, callbacks, lora_config, small_lm_head_tiles, to_dataset, trl_args, with_throughput
 
 MEDIA = ("images", "audios", "videos")
@@ -84,17 +83,11 @@ def build_dpo(setup: AlignSetup) -> Any:
     return with_throughput(DPOTrainer)(model=setup.model, ref_model=setup.ref_model, args=args, **kwargs)
 
 
-def _text_only(setup: AlignSetup) -> None:
-    if has_media(setup.train + setup.val):
-        raise ConfigError(f"--rlhf_type {setup.cfg.rlhf_type}: rows with images/audios/videos are supported by "
-                          "--rlhf_type dpo (and sft); drop the media columns or use dpo")
-
 
 def build_cpo(setup: AlignSetup) -> Any:
     """CPO; with --rlhf_type simpo, CPO's SimPO loss (reference-free, length-normalised, margin --simpo_gamma)."""
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    _text_only(setup)
     cfg = setup.cfg
     loss = "simpo" if cfg.rlhf_type == "simpo" else (cfg.loss_type[0] if cfg.loss_type else "sigmoid")
     args = trl_args(CPOConfig, setup, beta=cfg.beta, label_smoothing=cfg.label_smoothing, loss_type=loss,
@@ -106,7 +99,6 @@ def build_cpo(setup: AlignSetup) -> Any:
 def build_orpo(setup: AlignSetup) -> Any:
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    _text_only(setup)
     cfg = setup.cfg
     args = trl_args(ORPOConfig, setup, beta=cfg.beta, max_length=cfg.max_length, max_completion_length=cfg.max_length)
     return with_throughput(ORPOTrainer)(model=setup.model, args=args, **_common(setup))
@@ -115,7 +107,6 @@ def build_orpo(setup: AlignSetup) -> Any:
 def build_kto(setup: AlignSetup) -> Any:
     from trl import KTOConfig, KTOTrainer
 
-    _text_only(setup)
     cfg = setup.cfg
     loss = cfg.loss_type[0] if cfg.loss_type else "kto"
     extra = {"train_sampling_strategy": "sequential"} if loss == "kto" else {}
