@@ -112,9 +112,14 @@ def test_freeze_flags_and_param_groups(smol_dir, tmp_path):
     assert part_of("model.visual.merger.mlp.0.weight", family) == "aligner"      # inside the tower, longest prefix
     assert part_of("base_model.model.model.language_model.layers.0.mlp.up_proj.weight", family) == "llm"
 
-    cfg = SftConfig(model="x", dataset=["d"], freeze_vit=False, freeze_llm=True, vit_lr=1e-5, aligner_lr=1e-3)
+    cfg = SftConfig(model="x", dataset=["d"], freeze_vit=False, freeze_aligner=False, freeze_llm=True, vit_lr=1e-5,
+                    aligner_lr=1e-3)
     targets = multimodal_lora_targets(model, cfg, family)
-    assert targets and all(t.startswith("model.visual.") and ".merger." not in t for t in targets)
+    assert targets and all(t.startswith("model.visual.") for t in targets)
+    assert any(".merger." in t for t in targets) and any(".blocks." in t for t in targets)
+    only_vit = multimodal_lora_targets(model, SftConfig(model="x", dataset=["d"], freeze_vit=False, freeze_llm=True),
+                                       family)
+    assert only_vit and not any(".merger." in t for t in only_vit)
     groups = param_groups(model, cfg, family, learning_rate=1e-4, weight_decay=0.1)
     rates = {}
     for group in groups:
@@ -126,6 +131,8 @@ def test_freeze_flags_and_param_groups(smol_dir, tmp_path):
     assert rates[id(named["model.language_model.layers.0.mlp.up_proj.weight"])] == 1e-4
     with pytest.raises(ConfigError, match="nothing would train"):
         multimodal_lora_targets(model, SftConfig(model="x", dataset=["d"], freeze_llm=True), family)
+    with pytest.raises(ConfigError, match="--aligner_lr is set but --freeze_aligner is true"):
+        SftConfig(model="x", dataset=["d"], aligner_lr=1e-3)
     with pytest.raises(ConfigError, match="--min_pixels"):
         SftConfig(model="x", dataset=["d"], min_pixels=100, max_pixels=10)
 

@@ -37,6 +37,10 @@ class MultimodalArgs(BaseConfig):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {value}")
+        for lr, freeze in (("vit_lr", "freeze_vit"), ("aligner_lr", "freeze_aligner")):
+            if getattr(self, lr) is not None and getattr(self, freeze, False):
+                raise ConfigError(f"--{lr} is set but --{freeze} is true (its default), so that part would not "
+                                  f"train and the rate would be ignored: add --{freeze} false, or drop --{lr}")
 
     def media_options(self) -> dict[str, Any]:
         """The keyword arguments `get_template` takes for media sizing and sampling."""
