@@ -116,3 +116,11 @@ def test_full_dpo_with_images_keeps_the_vision_tower_frozen(vl_dir, tmp_path):
     assert any(k.startswith("visual.") for k in before)
     assert changed and not any(k.startswith("visual.") for k in changed), sorted(changed)[:5]  # tower and merger
     assert any(k.startswith("model.layers.") for k in changed), sorted(changed)[:5]  # the language model trained
+
+
+def test_rlhf_refuses_per_part_learning_rates_it_would_ignore():
+    from swiftall.config import RlhfConfig
+    from swiftall.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--vit_lr: separate learning rates are an sft option"):
+        RlhfConfig.from_any(["--model", "m", "--dataset", "d.jsonl", "--freeze_vit", "false", "--vit_lr", "1e-5"])
