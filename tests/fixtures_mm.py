@@ -182,19 +182,27 @@ def internvl(smol_dir: Path, out: Path) -> Path:
     return _save(model, processor, out)
 
 
-def qwen2_audio(smol_dir: Path, out: Path, hidden: int = 32) -> Path:
+def _audible(model):
+    """Re-initialise the audio encoder's input convolutions at PyTorch's fan-in scale: at the config's std 0.02 the
+    sound barely moves their output next to the position embeddings, and training takes far longer to hear it."""
+    for conv in (model.model.audio_tower.conv1, model.model.audio_tower.conv2):
+        conv.reset_parameters()
+    return model
+
+
+def qwen2_audio(smol_dir: Path, out: Path, hidden: int = 32, seconds: int = 4) -> Path:
     import transformers as tf
 
     tok = _tokenizer(smol_dir, ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"])
-    # a 4-second feature window (Whisper's is 30 s) keeps the encoder cheap: 400 frames -> 200 positions
+    # a short feature window (Whisper's is 30 s) keeps the encoder cheap: 4 s = 400 frames -> 200 positions
     audio = dict(num_mel_bins=80, d_model=hidden, encoder_layers=1, encoder_attention_heads=2,
-                 encoder_ffn_dim=2 * hidden, max_source_positions=200)
+                 encoder_ffn_dim=2 * hidden, max_source_positions=50 * seconds)
     text = _text_config(tok)
     text.update(hidden_size=hidden, intermediate_size=2 * hidden)
     config = tf.Qwen2AudioConfig(audio_config=audio, text_config=text,
                                  audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
-    model = tf.Qwen2AudioForConditionalGeneration(config)
-    extractor = tf.WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, chunk_length=4)
+    model = _audible(tf.Qwen2AudioForConditionalGeneration(config))
+    extractor = tf.WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, chunk_length=seconds)
     processor = tf.Qwen2AudioProcessor(feature_extractor=extractor, tokenizer=tok,
                                        chat_template=chatml_parts(audio="<|audio_bos|><|AUDIO|><|audio_eos|>"))
     return _save(model, processor, out)
@@ -242,12 +250,7 @@ def llava_smollm2(smol_dir: Path, out: Path, image_size: int = 8, patch_size: in
     import transformers as tf
 
     tok = _tokenizer(smol_dir, ["<image>"])
-    llm = tf.AutoModelForCausalLM.from_pretrained(smol_dir, dtype=torch.float32)
-    if llm_layers:
-        llm.model.layers = llm.model.layers[:llm_layers]
-        llm.config.num_hidden_layers = llm_layers
-        if getattr(llm.config, "layer_types", None):
-            llm.config.layer_types = llm.config.layer_types[:llm_layers]
+    llm = _smollm2_blocks(smol_dir, llm_layers)
     vision = tf.SiglipVisionConfig(image_size=image_size, patch_size=patch_size, hidden_size=64, intermediate_size=128,
                                    num_hidden_layers=1, num_attention_heads=2)
     config = tf.LlavaConfig(vision_config=vision, text_config=llm.config,
@@ -263,6 +266,20 @@ def llava_smollm2(smol_dir: Path, out: Path, image_size: int = 8, patch_size: in
     processor = tf.LlavaProcessor(image_processor=image_proc, tokenizer=tok, patch_size=patch_size,
                                   vision_feature_select_strategy="full")
     return _save(model, processor, out)
+
+
+def _smollm2_blocks(smol_dir: Path, llm_layers: int | None):
+    """SmolLM2-135M-Instruct, keeping only its first `llm_layers` transformer blocks when given."""
+    import torch
+    import transformers as tf
+
+    llm = tf.AutoModelForCausalLM.from_pretrained(smol_dir, dtype=torch.float32)
+    if llm_layers:
+        llm.model.layers = llm.model.layers[:llm_layers]
+        llm.config.num_hidden_layers = llm_layers
+        if getattr(llm.config, "layer_types", None):
+            llm.config.layer_types = llm.config.layer_types[:llm_layers]
+    return llm
 
 
 BUILDERS: dict[str, Callable[[Path, Path], Path]] = {
