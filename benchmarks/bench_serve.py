@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/bench_serve.py [--model smollm2-135m-instruct] [--concurrency 16] [--tokens 64]
 
 Both measurements run side by side against the same server process, so their ratio is comparable even on a
-shared machine; the load average is printed before and after.
+shared machine; the load average is printed before and after. Then, with the server stopped, the model's bare
+forward is timed (prefill of the same prompts, then greedy decode steps with a KV cache, no server, no scheduler)
+at batch 1 and at batch 16: their tokens/s ratio is the most any batching server can reach on this machine.
 """
 from __future__ import annotations
 
@@ -58,6 +60,35 @@ def start_server(model: str, port: int, batch: int) -> tuple[subprocess.Popen, f
     return proc, time.perf_counter() - started
 
 
+def forward_ceiling(model: str, batch: int, tokens: int) -> float:
+    """Generated tokens/s of the bare model forward (transformers' DynamicCache, greedy, no server) for `batch`
+    copies of the benchmark prompt, prefill included."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+    from swiftall.models import resolve_model
+
+    path = resolve_model(model).path
+    tok = AutoTokenizer.from_pretrained(path)
+    net = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    prompts = [tok.apply_chat_template([{"role": "user", "content": f"Write a story about the number {i}."}],
+                                       add_generation_prompt=True, tokenize=False) for i in range(batch)]
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    with torch.inference_mode():
+        start = time.perf_counter()
+        out = net(input_ids=ids, attention_mask=mask, past_key_values=DynamicCache(), use_cache=True,
+                  logits_to_keep=1)
+        pos = mask.sum(-1, keepdim=True)
+        for step in range(tokens - 1):
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            mask = torch.cat([mask, torch.ones_like(token)], dim=1)
+            out = net(input_ids=token, attention_mask=mask, position_ids=pos + step,
+                      past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+        return batch * tokens / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -89,6 +120,10 @@ def main() -> None:
         proc.terminate()
         proc.wait(60)
         print(f"load after: {os.getloadavg()}")
+    one = max(forward_ceiling(args.model, 1, args.tokens) for _ in range(2))
+    many = max(forward_ceiling(args.model, args.concurrency, args.tokens) for _ in range(2))
+    print(f"bare forward      : batch 1 {one:.1f} tokens/s, batch {args.concurrency} {many:.1f} tokens/s -> "
+          f"{many / one:.1f}x is this machine's ceiling for the ratio above")
 
 
 if __name__ == "__main__":
