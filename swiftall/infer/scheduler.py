@@ -231,7 +231,6 @@ def _slack_layer_class() -> Any:
     cache surgery can still assign new tensors: a layer whose `keys` is no longer its buffer's view re-adopts it."""
     global _SLACK_LAYER
     if _SLACK_LAYER is None:
-        import torch
         from transformers.cache_utils import DynamicLayer
 
         class SlackLayer(DynamicLayer):
@@ -257,7 +256,6 @@ def _slack_layer_class() -> Any:
                 self.keys, self.values = kbuf[..., :need, :], vbuf[..., :need, :]
                 return self.keys, self.values
 
-        del torch
         _SLACK_LAYER = SlackLayer
     return _SLACK_LAYER
 
