@@ -37,9 +37,10 @@ def test_offline_methods(tiny_dir, write_jsonl, tmp_path, name, key):
 def test_grpo_and_ppo_with_plugin_reward(tiny_dir, write_jsonl, tmp_path):
     data = write_jsonl(addition_rows(8))
     plugin = tmp_path / "plug.py"
-    plugin.write_text("def short(prompts, completions, **kw):\n"
-                      "    return [-len(c[0]['content']) / 10 for c in completions]\n"
-                      "reward_funcs = {'short': short}\n")
+    plugin.write_text("from swiftall.train.rlhf.rewards import register_reward\n"  # the pipeline runs it once
+                      "@register_reward('short')\n"
+                      "def short(prompts, completions, **kw):\n"
+                      "    return [-len(c[0]['content']) / 10 for c in completions]\n")
     _, log = _run(tiny_dir, tmp_path, "grpo", data, "--num_generations", "2", "--reward_funcs", "accuracy", "short",
                   "--plugin", str(plugin))
     assert any("reward" in r and "kl" in r for r in log)

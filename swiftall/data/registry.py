@@ -11,16 +11,17 @@ Relative paths are resolved against the registry file's folder.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..config.data import TASKS as ROW_TASKS
 from ..utils.errors import ConfigError
+from ..utils.plugins import load_plugins
 
-TASKS = ("sft", "pt", "rlhf", "kto", "grpo", "mllm")
+# what a registered dataset trains: the tasks rows are checked for, plus mllm (multimodal sft) for listing
+TASKS = (*ROW_TASKS, "mllm")
 
 
 @dataclass(frozen=True)
@@ -142,29 +143,9 @@ def _entry(file: Path, index: int, name: Optional[str], spec: Any) -> DatasetMet
                        split=tuple([split] if isinstance(split, str) else split))
 
 
-def load_plugin(path: str | Path) -> None:
-    """Run a user's Python file once; it registers datasets (register_dataset) or anything else it likes."""
-    path = Path(path).expanduser().resolve()
-    if str(path) in _LOADED:
-        return
-    if not path.is_file() or path.suffix != ".py":
-        raise ConfigError(f"--plugin {path}: no such Python file")
-    name = f"swiftall_plugin_{path.stem}_{len(_LOADED)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise ConfigError(f"--plugin {path}: failed while loading: {type(exc).__name__}: {exc}") from exc
-    _LOADED.add(str(path))
-
-
 def load_extensions(args: Any) -> None:
     """Plugins and user registries named in the config (each loaded once per process)."""
-    for plugin in getattr(args, "plugin", None) or []:
-        load_plugin(plugin)
+    load_plugins(getattr(args, "plugin", None))
     for info in getattr(args, "custom_dataset_info", None) or []:
         key = f"info:{Path(info).expanduser().resolve()}"
         if key not in _LOADED:

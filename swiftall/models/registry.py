@@ -59,6 +59,7 @@ _LOADED = False
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
+    _ensure_loaded()  # a plugin's family meets the built-in ones here, not later
     if family.name in FAMILIES:
         raise ConfigError(f"model family '{family.name}' is already registered")
     FAMILIES[family.name] = family
@@ -66,6 +67,7 @@ def register_family(family: ModelFamily) -> ModelFamily:
 
 
 def register_model(meta: ModelMeta) -> ModelMeta:
+    _ensure_loaded()
     for key in (meta.name, *meta.aliases):
         if key.lower() in MODELS:
             raise ConfigError(f"model '{key}' is already registered")

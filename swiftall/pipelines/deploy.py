@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config.deploy import DeployConfig
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import fill_model_from_run, split_full_runs
 
 logger = get_logger(__name__)
@@ -14,6 +15,7 @@ logger = get_logger(__name__)
 
 def prepare_deploy_config(config: Any) -> DeployConfig:
     cfg = DeployConfig.from_any(config)
+    load_plugins(getattr(cfg, "plugin", None))
     split_full_runs(cfg)
     fill_model_from_run(cfg)
     return cfg

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..config import DownloadConfig
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import model_info
 
 logger = get_logger(__name__)
@@ -13,6 +14,7 @@ logger = get_logger(__name__)
 
 def download_main(config: Any = None) -> Path:
     cfg = DownloadConfig.from_any(config)
+    load_plugins(getattr(cfg, "plugin", None))
     info = model_info(cfg)
     logger.info(f"{info.name} is in {info.path}")
     print(info.path)

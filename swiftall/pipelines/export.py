@@ -8,6 +8,7 @@ from typing import Any
 from ..config import ExportConfig
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import fill_model_from_run, model_info, run_args
 
 logger = get_logger(__name__)
@@ -15,6 +16,7 @@ logger = get_logger(__name__)
 
 def export_main(config: Any = None) -> Path:
     cfg = ExportConfig.from_any(config)
+    load_plugins(getattr(cfg, "plugin", None))
     for folder in cfg.adapters:
         if not (Path(folder) / "adapter_config.json").is_file():
             raise ConfigError(f"--adapters {folder}: no adapter_config.json (a full fine-tune is already a "

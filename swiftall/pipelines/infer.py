@@ -14,6 +14,7 @@ from ..infer import InferRequest, RequestConfig
 from ..infer.chat import run_chat
 from ..utils.errors import ConfigError, DataError
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import fill_model_from_run, model_info, split_full_runs
 
 logger = get_logger(__name__)
@@ -48,6 +49,7 @@ def _media_options(cfg: Any) -> dict[str, Any]:
 
 def prepare_infer_config(config: Any) -> InferConfig:
     cfg = InferConfig.from_any(config)
+    load_plugins(cfg.plugin)
     split_full_runs(cfg)
     fill_model_from_run(cfg)
     return cfg

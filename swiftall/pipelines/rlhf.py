@@ -24,6 +24,7 @@ from ..train.rlhf.offline import has_media
 from ..tuners.freeze import freeze_parts
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import is_adapter_dir, model_info, run_args
 
 logger = get_logger(__name__)
@@ -99,6 +100,7 @@ def _reference(cfg: Any, model: Any, needs_ref: bool) -> Any:
 
 def _run(cfg: Any) -> dict[str, Any]:
     started = time.time()
+    load_plugins(cfg.plugin)  # before the model, data and rewards are resolved
     method = METHODS[cfg.rlhf_type]
     if cfg.rlhf_type == "kto" and (cfg.loss_type or ["kto"])[0] == "kto" and cfg.per_device_train_batch_size < 2:
         raise ConfigError("kto: --per_device_train_batch_size must be at least 2 (KTO's KL term pairs each row with "

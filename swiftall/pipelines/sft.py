@@ -16,6 +16,7 @@ from ..train.trainer import build_trainer
 from ..train.varlen import use_varlen_attention
 from ..tuners import apply_tuner, count_parameters
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import model_info
 
 logger = get_logger(__name__)
@@ -25,6 +26,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     """Run a fine-tune; returns a summary (output_dir, steps, losses, tokens)."""
     started = time.time()
     cfg = SftConfig.from_any(config)
+    load_plugins(cfg.plugin)  # before the model and data are resolved: plugins may register both
     resume = resolve_resume(cfg.resume_from_checkpoint)
     info = model_info(cfg)
     output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)

@@ -16,6 +16,7 @@ from ..templates import IGNORE
 from ..utils import env
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
+from ..utils.plugins import load_plugins
 from .common import model_info
 
 logger = get_logger(__name__)
@@ -30,6 +31,7 @@ def template_main(config: Any = None) -> list[dict[str, Any]]:
             raise ConfigError(USAGE)
         config = list(config[1:])
     cfg = TemplateShowConfig.from_any(config)
+    load_plugins(cfg.plugin)
     from ..models import load_tokenizer
     from ..templates import get_template
 

@@ -6,17 +6,15 @@ keyword list aligned with the completions.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ...utils.errors import ConfigError, DataError
+from ...utils.plugins import load_plugins
 
 RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}
-_LOADED_PLUGINS: set[str] = set()
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -120,30 +118,19 @@ def builtin(name: str, cfg: Any) -> Optional[RewardFn]:
 
 
 # ---- plugins -----------------------------------------------------------------------------------
-def load_plugins(paths: list[str]) -> None:
-    """Run --plugin files; they register rewards with register_reward or define `reward_funcs = {name: fn}`."""
-    for i, item in enumerate(paths):
-        path = Path(item)
-        if not path.is_file():
-            raise ConfigError(f"--plugin {item}: no such file")
-        if str(path.resolve()) in _LOADED_PLUGINS:  # a second run in the same process keeps its registrations
-            continue
-        _LOADED_PLUGINS.add(str(path.resolve()))
-        spec = importlib.util.spec_from_file_location(f"swiftall_plugin_{i}_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-        except Exception as exc:  # a user's file: report where it failed
-            raise ConfigError(f"--plugin {item}: failed to load: {type(exc).__name__}: {exc}") from exc
+def register_plugin_rewards(paths: list[str]) -> None:
+    """Rewards from --plugin files (run once per process by the one plugin loader): those registered with
+    register_reward, and a module-level `reward_funcs = {name: fn}`."""
+    for item, module in zip(paths, load_plugins(paths)):
         for name, fn in (getattr(module, "reward_funcs", None) or {}).items():
             if not callable(fn):
                 raise ConfigError(f"--plugin {item}: reward_funcs['{name}'] is not a function")
-            register_reward(name, fn)
+            register_reward(name, fn)  # the same function again is no duplicate
 
 
 def resolve_rewards(cfg: Any) -> list[RewardFn]:
     """--reward_funcs names -> functions (built-ins first, then --plugin registrations), named for the logs."""
-    load_plugins(cfg.plugin)
+    register_plugin_rewards(cfg.plugin)
     funcs = []
     for name in cfg.reward_funcs:
         fn = builtin(name, cfg) or REWARDS.get(name)
