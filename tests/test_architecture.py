@@ -79,3 +79,17 @@ def test_environment_is_read_only_in_utils_env():
             continue
         text = path.read_text()
         assert "os.environ" not in text and "os.getenv" not in text, path
+
+
+def test_shape_small_files_and_functions():
+    """ARCHITECTURE.md's habits as numbers: modules under 400 lines, functions under 60."""
+    long_files, long_functions = [], []
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 400:
+            long_files.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not long_files, long_files
+    assert not long_functions, long_functions

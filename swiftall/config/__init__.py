@@ -1,8 +1,12 @@
-"""Typed configs for every command. Imports no torch."""
-from .base import BaseConfig, arg
-from .commands import DownloadConfig, ExportConfig, InferConfig, SftConfig
-from .deploy import DeployConfig
+"""Typed configs for every command, composed from sections. Imports no torch."""
+from .base import Config, Section, arg
+from .commands import DownloadConfig, InferConfig, SftConfig
 from .data import PrepareConfig, TemplateShowConfig
+from .deploy import DeployConfig
+from .export import ExportConfig
 from .rlhf import DpoConfig, RlhfConfig
 
-__all__ = ["BaseConfig", "arg", "SftConfig", "InferConfig", "ExportConfig", "DownloadConfig", "RlhfConfig", "DpoConfig", "PrepareConfig", "TemplateShowConfig", "DeployConfig"]
+BaseConfig = Config  # the name earlier code used
+
+__all__ = ["Config", "Section", "BaseConfig", "arg", "SftConfig", "InferConfig", "ExportConfig", "DownloadConfig",
+           "RlhfConfig", "DpoConfig", "PrepareConfig", "TemplateShowConfig", "DeployConfig"]

@@ -1,22 +1,36 @@
-"""One config class per command, composed from the mixins in args.py."""
+"""One config per command, composed from sections (sections.py, training.py, inference.py); each command's own
+`check` looks across its sections and changes nothing."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from ..utils.errors import ConfigError
-from .args import (AdapterArgs, DataArgs, ExportArgs, GenerationArgs, InferArgs, ModelArgs, QueryArgs, TrainArgs,
-                   TunerArgs)
-from .multimodal import MultimodalArgs
+from .base import Config
+from .inference import EngineSection, GenerationSection, MediaSection, QuerySection, SamplingSection
+from .sections import (AdapterSection, CommonSection, DataSection, EncodeSection, ModelSection, OutputSection,
+                       SeedSection, TemplateSection)
+from .training import BatchingSection, FreezeSection, TrainSection, TunerSection
+
+MODEL = (ModelSection, CommonSection)
+TRAINING = (*MODEL, TemplateSection, DataSection, EncodeSection, TunerSection, FreezeSection, MediaSection,
+            TrainSection, SeedSection, OutputSection)
 
 
-@dataclass
-class SftConfig(TrainArgs, MultimodalArgs, TunerArgs, DataArgs, ModelArgs):
+class MediaMixin:
+    """Configs that size and sample media."""
+
+    def media_options(self) -> dict[str, Any]:
+        return self.section("media").options()
+
+
+class SftConfig(MediaMixin, Config):
     """Fine-tune a model (full or LoRA) on conversation data."""
 
     command = "sft"
+    sections = (*TRAINING, BatchingSection)
 
-    def _check_sft(self) -> None:
-        if not self.model and not self.model_type:
+    def check(self) -> None:
+        if not self.section("model").given():
             raise ConfigError("swiftall sft: --model is required (for example --model smollm2-135m-instruct, "
                               "the embedded default)")
         if not self.dataset:
@@ -24,40 +38,31 @@ class SftConfig(TrainArgs, MultimodalArgs, TunerArgs, DataArgs, ModelArgs):
                               "see swiftall dataset list)")
 
 
-@dataclass
-class InferConfig(QueryArgs, InferArgs, GenerationArgs, AdapterArgs, MultimodalArgs, DataArgs, ModelArgs):
+class InferConfig(MediaMixin, Config):
     """Chat with a model on the terminal, answer one --query, or answer every row of --val_dataset/--dataset into
     --result_path."""
 
     command = "infer"
+    sections = (*MODEL, AdapterSection, TemplateSection, QuerySection, DataSection, MediaSection, EngineSection,
+                GenerationSection, SamplingSection, SeedSection)
 
-    def _check_infer(self) -> None:
-        if not (self.model or self.model_type or self.adapters):
+    def check(self) -> None:
+        if not (self.section("model").given() or self.adapters):
             raise ConfigError("swiftall infer: give --model, or --adapters DIR of a swiftall run")
         if (self.val_dataset or self.dataset) and (self.query is not None or self.media_flags()):
             raise ConfigError("swiftall infer: --query/--images/--audios/--videos are for one question or the terminal "
                               "chat; with --val_dataset each row carries its own images/audios/videos")
 
-
-@dataclass
-class ExportConfig(ExportArgs, AdapterArgs, ModelArgs):
-    """Export a model: merge LoRA adapters into a standalone folder."""
-
-    command = "export"
-
-    def _check_export(self) -> None:
-        if self.merge_lora and not self.adapters:
-            raise ConfigError("swiftall export --merge_lora true needs --adapters DIR (the LoRA run folder)")
-        if not self.merge_lora:
-            raise ConfigError("swiftall export: nothing to do; pass --merge_lora true")
+    def media_flags(self) -> dict[str, list[str]]:
+        return self.section("query").media_flags()
 
 
-@dataclass
-class DownloadConfig(ModelArgs):
+class DownloadConfig(Config):
     """Download a model into the local cache."""
 
     command = "download"
+    sections = MODEL
 
-    def _check_download(self) -> None:
-        if not self.model and not self.model_type:
+    def check(self) -> None:
+        if not self.section("model").given():
             raise ConfigError("swiftall download: --model ID is required")

@@ -5,50 +5,58 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..utils.errors import ConfigError
-from .args import DataArgs, ModelArgs
-from .base import arg
-
-TASKS = ("sft", "pt", "rlhf", "kto", "grpo")
+from .base import Config, Section, arg
+from .commands import MODEL
+from .sections import TASKS, DataSection, EncodeSection, OutputSection, TaskSection, TemplateSection  # noqa: F401
 
 
 @dataclass
-class PrepareConfig(DataArgs, ModelArgs):
+class PrepareSection(Section):
+    name = "prepare"
+    title = "prepare (ms-swift's shape)"
+    dataset_name: Optional[str] = arg(None, "A name recorded for the prepared data")
+    jsonl_path: list[str] = arg([], "Data files to prepare (read together with --dataset)")
+
+
+class PrepareConfig(Config):
     """Validate every row, write the canonical samples (and, with --model, the encoded Arrow cache that sft reuses
-    through --dataset DIR), and print a report of what was kept and dropped."""
+    through --dataset DIR), and print a report of what was kept and dropped. --model is optional here."""
 
     command = "prepare"
-    output_dir: Optional[str] = arg(None, "Folder for train.jsonl/val.jsonl (canonical rows), encoded/ (the Arrow "
-                                    "cache) and report.json")
-    overwrite_output_dir: bool = arg(False, "Replace an existing prepared --output_dir")
-    dataset_name: Optional[str] = arg(None, "ms-swift's shape: a name recorded for the prepared data")
-    jsonl_path: list[str] = arg([], "ms-swift's shape: data files to prepare (added to --dataset)")
-    task: str = arg("sft", "What the data will train; decides which rows are valid (sft needs a final assistant "
-                    "answer, rlhf a rejected answer, kto a label, pt plain text)", choices=TASKS)
+    sections = (*MODEL, TemplateSection, PrepareSection, DataSection, EncodeSection, TaskSection, OutputSection)
 
-    def _check_prepare(self) -> None:
-        self.dataset = [*self.dataset, *self.jsonl_path]
-        self.jsonl_path = []
-        if not self.dataset:
+    def check(self) -> None:
+        if not (self.dataset or self.jsonl_path):
             raise ConfigError("swiftall prepare: give --dataset (files, folders, registered names or hub ids) or "
                               "--jsonl_path FILE")
         if not self.output_dir:
             raise ConfigError("swiftall prepare: --output_dir DIR is required (where the prepared data goes)")
 
+    def all_datasets(self) -> list[str]:
+        return [*self.dataset, *self.jsonl_path]
+
 
 @dataclass
-class TemplateShowConfig(DataArgs, ModelArgs):
-    """Print encoded rows with the trained (loss-bearing) tokens marked, to check what the model learns."""
-
-    command = "template show"
+class ShowSection(Section):
+    name = "show"
+    title = "show"
     rows: int = arg(3, "How many rows to show")
     color: Optional[bool] = arg(None, "Mark trained tokens with colour (default: on a terminal, unless NO_COLOR); "
                                 "false marks them [[like this]]")
-    task: str = arg("sft", "Which rows are valid (as for prepare)", choices=TASKS)
 
-    def _check_template_show(self) -> None:
-        if not self.model and not self.model_type:
+    def check(self) -> None:
+        if self.rows < 1:
+            raise ConfigError(f"--rows must be at least 1, got {self.rows}")
+
+
+class TemplateShowConfig(Config):
+    """Print encoded rows with the trained (loss-bearing) tokens marked, to check what the model learns."""
+
+    command = "template show"
+    sections = (*MODEL, TemplateSection, DataSection, EncodeSection, TaskSection, ShowSection)
+
+    def check(self) -> None:
+        if not self.section("model").given():
             raise ConfigError("swiftall template show: --model is required")
         if not self.dataset:
             raise ConfigError("swiftall template show: --dataset is required")
-        if self.rows < 1:
-            raise ConfigError(f"--rows must be at least 1, got {self.rows}")

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..utils.errors import ConfigError
-from .args import DataArgs, ModelArgs, TrainArgs, TunerArgs
-from .base import BaseConfig, arg
-from .multimodal import MultimodalArgs
+from .base import Config, Section, arg
+from .commands import TRAINING, MediaMixin
+from .inference import SamplingSection
 
 RLHF_TYPES = ("dpo", "kto", "cpo", "simpo", "orpo", "rm", "ppo", "grpo", "gkd")
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -19,19 +19,21 @@ DEFAULT_BETA = {"dpo": 0.1, "kto": 0.1, "cpo": 0.1, "simpo": 2.0, "orpo": 0.1, "
 
 
 @dataclass
-class RlhfArgs(BaseConfig):
+class RlhfSection(Section):
+    name = "rlhf"
+    title = "alignment method"
     rlhf_type: str = arg("dpo", "Alignment method", choices=RLHF_TYPES)
     sft_model_path: Optional[str] = arg(None, "Start from an SFT run: its adapter (merged into the base in memory) "
                                         "or its full/merged model folder; it is also the reference model")
     ref_model: Optional[str] = arg(None, "Reference model for dpo/kto/grpo/ppo with --train_type full (default: a "
                                    "frozen copy of the start model; with LoRA the base with adapters disabled)")
-    reward_model: list[str] = arg([], "Reward model folder(s) (sequence classification, e.g. a `--rlhf_type rm` run) "
-                                  "for ppo and grpo")
     eval_on_start: bool = arg(False, "Evaluate on the validation rows before the first step too, so the logs hold "
                               "the starting reward accuracy and margins (not ppo)")
     teacher_model: Optional[str] = arg(None, "Teacher for gkd (same tokenizer as --model)")
     beta: Optional[float] = arg(None, "KL/temperature strength: dpo/kto/cpo/orpo 0.1, simpo 2.0, grpo 0.04 (KL to "
                                 "the reference), gkd 0.5 (JSD interpolation)")
+    kl_coef: Optional[float] = arg(None, "ppo: KL penalty to the reference per token (default 0.05); for grpo "
+                                   "an alias of --beta")
     label_smoothing: float = arg(0.0, "Label smoothing of robust/exo DPO losses and of CPO")
     loss_type: list[str] = arg([], "DPO: one or more of " + ", ".join(DPO_LOSSES) + " (combined with "
                                "--loss_weights); CPO: one of " + ", ".join(CPO_LOSSES) + "; KTO: kto or apo_zero_unpaired")
@@ -41,43 +43,10 @@ class RlhfArgs(BaseConfig):
     cpo_alpha: Optional[float] = arg(None, "Weight of the NLL term in CPO (default 1.0; 0.0 for simpo)")
     desirable_weight: float = arg(1.0, "KTO: weight of desirable (label true) rows")
     undesirable_weight: float = arg(1.0, "KTO: weight of undesirable (label false) rows")
-    # online methods
-    num_generations: int = arg(4, "grpo: completions sampled per prompt (the group)")
-    max_completion_length: int = arg(256, "grpo/ppo/gkd: longest generated completion in tokens")
-    temperature: float = arg(0.9, "grpo/ppo/gkd: sampling temperature of the completions")
-    top_p: float = arg(1.0, "grpo/ppo: nucleus sampling threshold")
-    reward_funcs: list[str] = arg([], "grpo/ppo reward functions: built-ins " + ", ".join(BUILTIN_REWARDS) +
-                                  ", or names registered by --plugin files")
-    reward_weights: list[float] = arg([], "Weights of the rewards, in order: --reward_funcs then --reward_model "
-                                      "(default: 1 each)")
-    plugin: list[str] = arg([], "Python files that register reward functions with "
-                            "swiftall.train.rlhf.rewards.register_reward (or define reward_funcs = {name: fn})",
-                            aliases=("external_plugins",))
-    format_pattern: str = arg(r"^<think>.*?</think>\s*<answer>.*?</answer>$",
-                              "Regular expression the 'format' reward checks (full match, dot matches newlines)")
-    kl_coef: Optional[float] = arg(None, "ppo: KL penalty to the reference per token (default 0.05); for grpo "
-                                   "an alias of --beta")
-    use_vllm: bool = arg(False, "grpo: generate with vLLM (GPU machines with vllm installed)")
-    # PPO
-    num_ppo_epochs: int = arg(2, "ppo: optimisation passes over each batch of rollouts", aliases=("ppo_epochs",))
-    cliprange: float = arg(0.2, "ppo: clip range of the policy ratio")
-    cliprange_value: float = arg(0.2, "ppo: clip range of the value function")
-    vf_coef: float = arg(0.1, "ppo: weight of the value loss")
-    gamma: float = arg(1.0, "ppo: discount factor of GAE")
-    lam: float = arg(0.95, "ppo: lambda of GAE")
-    # GKD
     lmbda: float = arg(0.5, "gkd: fraction of steps trained on the student's own generations (on-policy)")
     seq_kd: bool = arg(False, "gkd: sequence-level KD (train on teacher generations)")
 
-    def _check_rlhf_args(self) -> None:
-        for name in ("num_generations", "max_completion_length", "num_ppo_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.temperature <= 0:
-            raise ConfigError(f"--temperature must be > 0 for sampling completions, got {self.temperature}")
-        if self.rlhf_type == "grpo" and self.num_generations < 2:
-            raise ConfigError("--num_generations must be at least 2 for grpo (advantages compare completions "
-                              "of one prompt)")
+    def check(self) -> None:
         if self.kl_coef is not None and self.rlhf_type == "grpo" and self.beta is None:
             self.beta = self.kl_coef
         if self.beta is None:
@@ -86,12 +55,11 @@ class RlhfArgs(BaseConfig):
             self.kl_coef = 0.05
         if self.cpo_alpha is None:
             self.cpo_alpha = 0.0 if self.rlhf_type == "simpo" else 1.0
-        self._validate_losses()
-        self._validate_rewards()
+        self._check_losses()
         if self.rlhf_type == "gkd" and not self.teacher_model:
             raise ConfigError("--rlhf_type gkd needs --teacher_model (a model with the same tokenizer)")
 
-    def _validate_losses(self) -> None:
+    def _check_losses(self) -> None:
         allowed = {"dpo": DPO_LOSSES, "cpo": CPO_LOSSES, "simpo": ("simpo",),
                    "kto": ("kto", "apo_zero_unpaired")}.get(self.rlhf_type)
         if self.loss_type and allowed is None:
@@ -107,47 +75,86 @@ class RlhfArgs(BaseConfig):
         if self.rpo_alpha is not None and self.rlhf_type != "dpo":
             raise ConfigError("--rpo_alpha is a DPO option; use --rlhf_type dpo")
 
-    def _validate_rewards(self) -> None:
+
+@dataclass
+class OnlineSection(Section):
+    name = "online"
+    title = "online methods (grpo, ppo, gkd)"
+    num_generations: int = arg(4, "grpo: completions sampled per prompt (the group)")
+    max_completion_length: int = arg(256, "grpo/ppo/gkd: longest generated completion in tokens")
+    reward_funcs: list[str] = arg([], "grpo/ppo reward functions: built-ins " + ", ".join(BUILTIN_REWARDS) +
+                                  ", or names registered by --plugin files")
+    reward_model: list[str] = arg([], "Reward model folder(s) (sequence classification, e.g. a `--rlhf_type rm` run) "
+                                  "for ppo and grpo")
+    reward_weights: list[float] = arg([], "Weights of the rewards, in order: --reward_funcs then --reward_model "
+                                      "(default: 1 each)")
+    format_pattern: str = arg(r"^<think>.*?</think>\s*<answer>.*?</answer>$",
+                              "Regular expression the 'format' reward checks (full match, dot matches newlines)")
+    use_vllm: bool = arg(False, "grpo: generate with vLLM (GPU machines with vllm installed)")
+    num_ppo_epochs: int = arg(2, "ppo: optimisation passes over each batch of rollouts", aliases=("ppo_epochs",))
+    cliprange: float = arg(0.2, "ppo: clip range of the policy ratio")
+    cliprange_value: float = arg(0.2, "ppo: clip range of the value function")
+    vf_coef: float = arg(0.1, "ppo: weight of the value loss")
+    gamma: float = arg(1.0, "ppo: discount factor of GAE")
+    lam: float = arg(0.95, "ppo: lambda of GAE")
+
+    def check(self) -> None:
+        for name in ("num_generations", "max_completion_length", "num_ppo_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.reward_weights and len(self.reward_weights) != len(self.reward_funcs) + len(self.reward_model):
+            raise ConfigError(f"--reward_weights: {len(self.reward_weights)} weights for "
+                              f"{len(self.reward_funcs) + len(self.reward_model)} rewards (--reward_funcs then "
+                              "--reward_model); give one weight each")
+
+
+class RlhfConfig(MediaMixin, Config):
+    """Align a model: dpo, kto, cpo, simpo, orpo, rm (reward model), ppo, grpo or gkd."""
+
+    command = "rlhf"
+    sections = (*TRAINING, RlhfSection, OnlineSection, SamplingSection)
+    defaults = {"temperature": 0.9, "top_p": 1.0}
+
+    def check(self) -> None:
+        check_start(self)
+        if self.rlhf_type in ("grpo", "ppo", "gkd") and not self.temperature:
+            raise ConfigError(f"--temperature must be > 0 for sampling completions, got {self.temperature}")
+        if self.rlhf_type == "grpo" and self.num_generations < 2:
+            raise ConfigError("--num_generations must be at least 2 for grpo (advantages compare completions "
+                              "of one prompt)")
+        self._check_rewards()
+
+    def _check_rewards(self) -> None:
         if self.rlhf_type not in ("grpo", "ppo"):
             if self.reward_funcs:
                 raise ConfigError(f"--reward_funcs is used by grpo and ppo, not --rlhf_type {self.rlhf_type}")
             return
-        count = len(self.reward_funcs) + len(self.reward_model)
-        if count == 0:
+        if not (self.reward_funcs or self.reward_model):
             raise ConfigError(f"--rlhf_type {self.rlhf_type} needs rewards: --reward_funcs (built-ins: "
                               f"{', '.join(BUILTIN_REWARDS)}; or names from --plugin) and/or --reward_model DIR")
-        if self.reward_weights and len(self.reward_weights) != count:
-            raise ConfigError(f"--reward_weights: {len(self.reward_weights)} weights for {count} rewards "
-                              "(--reward_funcs then --reward_model); give one weight each")
 
 
-@dataclass
-class RlhfConfig(RlhfArgs, TrainArgs, MultimodalArgs, TunerArgs, DataArgs, ModelArgs):
-    """Align a model: dpo, kto, cpo, simpo, orpo, rm (reward model), ppo, grpo or gkd."""
-
-    command = "rlhf"
-
-    def _check_rlhf_media(self) -> None:
-        for name in ("vit_lr", "aligner_lr"):
-            if getattr(self, name) is not None:
-                raise ConfigError(f"--{name}: separate learning rates are an sft option; rlhf trains every part at "
-                                  "--learning_rate (use --freeze_vit/--freeze_aligner to keep a part fixed)")
-
-    def _check_rlhf(self) -> None:
-        if not (self.model or self.model_type or self.sft_model_path):
-            raise ConfigError(f"swiftall {self.command}: --model is required (or --sft_model_path DIR of an sft run)")
-        if not self.dataset:
-            raise ConfigError(f"swiftall {self.command}: --dataset is required (preference rows for "
-                              "dpo/cpo/simpo/orpo/rm, rows with 'label' for kto, prompts for grpo/ppo, "
-                              "conversations for gkd)")
+def check_start(cfg: Config) -> None:
+    """What every alignment command needs: a start model, data, and no sft-only flags."""
+    for name in ("vit_lr", "aligner_lr"):
+        if getattr(cfg, name) is not None:
+            raise ConfigError(f"--{name}: separate learning rates are an sft option; rlhf trains every part at "
+                              "--learning_rate (use --freeze_vit/--freeze_aligner to keep a part fixed)")
+    if not (cfg.section("model").given() or cfg.sft_model_path):
+        raise ConfigError(f"swiftall {cfg.command}: --model is required (or --sft_model_path DIR of an sft run)")
+    if not cfg.dataset:
+        raise ConfigError(f"swiftall {cfg.command}: --dataset is required (preference rows for "
+                          "dpo/cpo/simpo/orpo/rm, rows with 'label' for kto, prompts for grpo/ppo, "
+                          "conversations for gkd)")
 
 
-@dataclass
-class DpoConfig(RlhfConfig):
+class DpoConfig(MediaMixin, Config):
     """DPO (shortcut of `swiftall rlhf --rlhf_type dpo`): align a model on chosen/rejected answer pairs."""
 
     command = "dpo"
+    sections = (*TRAINING, RlhfSection)
 
-    def _check_dpo(self) -> None:
+    def check(self) -> None:
+        check_start(self)
         if self.rlhf_type != "dpo":
             raise ConfigError(f"swiftall dpo runs DPO only; for --rlhf_type {self.rlhf_type} use swiftall rlhf")

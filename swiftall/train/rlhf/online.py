@@ -68,6 +68,7 @@ def build_grpo(setup: AlignSetup, rollout_factory: Any = None) -> Any:
     small_lm_head_tiles(setup.model)
     args = trl_args(GRPOConfig, setup, beta=cfg.beta, num_generations=cfg.num_generations,
                     max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p,
+                    top_k=cfg.top_k or 0, repetition_penalty=cfg.repetition_penalty or 1.0,
                     reward_weights=weights, use_vllm=cfg.use_vllm, log_completions=False, shuffle_dataset=True)
     return with_throughput(engine_grpo_trainer(GRPOTrainer))(
         model=setup.model, reward_funcs=funcs, args=args, train_dataset=to_dataset(setup.train),

@@ -72,7 +72,8 @@ class PPOTrainer:
         hidden = self.policy.config.get_text_config().hidden_size
         self.value_head = ValueHead(hidden).to(self.device)
         self.rollouts = rollout_factory(self.policy, max_new_tokens=cfg.max_completion_length,
-                                        temperature=cfg.temperature, top_p=cfg.top_p)
+                                        temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                        repetition_penalty=cfg.repetition_penalty)
         self.policy.train()
         self.reward_funcs, self.reward_weights = reward_functions(setup)
         self.batch_size = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
