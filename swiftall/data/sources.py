@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..utils.errors import DataError
 from .read import PREPARED_MARKER, Row, is_prepared, read_path, read_prepared, sample, split_spec
@@ -29,6 +29,14 @@ class Source:
     splits: tuple[str, ...] = ("train",)
     count: Optional[int] = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def cache_spec(self) -> str:
+        """What the encoding cache key takes from the spec: a local file or prepared folder is named by its
+        fingerprint (resolved paths or rows), so `./prepared`, `prepared` and its absolute path share a cache."""
+        if self.kind in ("local", "prepared") and self.meta is None:
+            return f"{self.kind}#{self.count}"
+        return self.spec
 
     def fingerprint(self) -> str:
         if self.kind == "prepared":
@@ -99,7 +107,7 @@ def looks_like_hub_id(value: str) -> bool:
         not value.endswith(tuple(f".{s}" for s in ("jsonl", "json", "csv", "tsv", "parquet")))
 
 
-def resolve_source(spec: str, args: Any) -> Source:
+def resolve_source(spec: str, args: Any, flag: str = "--dataset") -> Source:
     name, count = split_spec(spec)
     path = Path(name).expanduser()
     if path.exists() and get_dataset(name) is None:
@@ -116,7 +124,7 @@ def resolve_source(spec: str, args: Any) -> Source:
         if meta.path:
             local = Path(meta.path)
             if not local.exists():
-                raise DataError(f"--dataset {spec}: registered dataset '{meta.name}' points to {local}, which does "
+                raise DataError(f"{flag} {spec}: registered dataset '{meta.name}' points to {local}, which does "
                                 "not exist; fix its dataset_path")
             return Source(spec, "prepared" if is_prepared(local) else "local", path=local, meta=meta, count=count)
         repo = (meta.ms_id or meta.hf_id) if hub == "modelscope" else (meta.hf_id or meta.ms_id)
@@ -126,9 +134,58 @@ def resolve_source(spec: str, args: Any) -> Source:
     if looks_like_hub_id(name):
         return Source(spec, "hub", repo_id=name, hub=hub, subsets=subsets, count=count,
                       splits=tuple(getattr(args, "dataset_split", None) or ["train"]))
-    raise DataError(f"--dataset {spec}: no such file or folder, not a registered dataset name "
+    raise DataError(f"{flag} {spec}: no such file or folder, not a registered dataset name "
                     "(see: swiftall dataset list) and not a hub id like 'org/name'")
 
 
-def resolve_sources(specs: list[str], args: Any) -> list[Source]:
-    return [resolve_source(spec, args) for spec in specs]
+def split_placeholder_names(specs: list[str], kind_of: Callable[[str], Optional[str]]) -> tuple[list[str], list[str]]:
+    """ms-swift's tutorials write `--train_dataset NAME --custom_train_dataset_path DIR`, where NAME only names the
+    custom data. Given each spec's kind ("path" for an existing file/folder, "known" for a registered name or a
+    hub-id-shaped value, None for neither), return (specs to read, specs that are names of the local data).
+    A spec that names nothing stays to be read (and fails with its own message) unless a local path is given
+    beside it: no silent mix-up either way."""
+    kinds = [kind_of(spec) for spec in specs]
+    if "path" not in kinds:
+        return list(specs), []
+    keep = [spec for spec, kind in zip(specs, kinds) if kind is not None]
+    names = [spec for spec, kind in zip(specs, kinds) if kind is None]
+    return keep, names
+
+
+def spec_kind(spec: str) -> Optional[str]:
+    """"path", "known" (registered name or hub id), or None, for split_placeholder_names."""
+    try:
+        name, _ = split_spec(spec)
+    except DataError:
+        return "known"  # a malformed '#N' is reported by resolve_source
+    if Path(name).expanduser().exists():
+        return "path"
+    base = name.partition(":")[0]
+    return "known" if get_dataset(name) or get_dataset(base) or looks_like_hub_id(base) else None
+
+
+def resolve_sources(specs: list[str], args: Any, flag: Optional[str] = None) -> list[Source]:
+    """Sources of one flag's values; errors name the flag (by default --val_dataset when `specs` is the config's
+    own val_dataset list, else --dataset)."""
+    if flag is None:
+        flag = "--val_dataset" if specs and specs is getattr(args, "val_dataset", None) else "--dataset"
+    specs, names = split_placeholder_names(list(specs), spec_kind)
+    if names:
+        _note_names(names, specs, flag)
+    return [resolve_source(spec, args, flag) for spec in specs]
+
+
+_NOTED: set[tuple[str, ...]] = set()
+
+
+def _note_names(names: list[str], specs: list[str], flag: str) -> None:
+    key = (*names, "|", *specs)
+    if key in _NOTED:
+        return
+    _NOTED.add(key)
+    from ..utils.log import get_logger
+
+    listed = ", ".join(repr(n) for n in names)
+    get_logger(__name__).info(f"note: {flag} {listed} names no file, folder, registered dataset or hub id; taken as "
+                              f"the name of the custom data {', '.join(specs)} (as in ms-swift's "
+                              "--train_dataset NAME --custom_train_dataset_path PATH)")

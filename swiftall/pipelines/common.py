@@ -1,56 +1,55 @@
 """Steps shared by the pipelines: model resolution from configs and from run folders."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..models import ModelInfo, resolve_model
-from ..utils.errors import ConfigError
+from ..models.registry import get_model_meta
+from ..tuners.runs import Run, agreed_base, parse_adapters, read_run, run_args  # noqa: F401  (run_args re-exported)
 
 
 def model_info(cfg: Any) -> ModelInfo:
     return resolve_model(cfg.model, cfg.model_type, hub=cfg.hub, revision=cfg.revision)
 
 
-def run_args(folder: str | Path) -> Optional[dict[str, Any]]:
-    """args.json of a run folder, or of the run folder above a checkpoint-N folder."""
-    folder = Path(folder)
-    for candidate in (folder / "args.json", folder.parent / "args.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    return None
-
-
 def is_adapter_dir(folder: str | Path) -> bool:
     return (Path(folder) / "adapter_config.json").is_file()
 
 
+def names_a_model(model_type: Any) -> bool:
+    """--model_type alone selects a model when it is a registered model name (not just a family)."""
+    return bool(model_type) and get_model_meta(model_type) is not None
+
+
+def take_base_from_run(cfg: Any, run: Run) -> None:
+    """Fill --model (and --model_type, --system when not given) from an adapter run; --model_type given by the
+    user stays, as the family/template to use."""
+    cfg.model = run.base
+    if not cfg.model_type:
+        cfg.model_type = run.model_type
+    if hasattr(cfg, "system") and cfg.system is None:
+        cfg.system = run.system
+
+
 def fill_model_from_run(cfg: Any) -> None:
-    """`--adapters DIR` alone: take the base model (and its settings) from the run's args.json."""
-    if cfg.model or cfg.model_type or not cfg.adapters:
+    """`--adapters DIR ...` without --model: the base model (and its settings) from the runs' args.json; every
+    adapter must have been trained on the same base. Values are normalised (RUN/adapter_config.json -> RUN)."""
+    if not cfg.adapters:
         return
-    first = Path(cfg.adapters[0])
-    if not first.is_dir():
-        raise ConfigError(f"--adapters {first}: no such folder")
-    saved = run_args(first)
-    if saved and saved.get("model"):
-        cfg.model = saved.get("model_path") or saved["model"]
-        cfg.model_type = saved.get("model_type")
-        if hasattr(cfg, "system") and cfg.system is None:
-            cfg.system = saved.get("system")
+    specs = parse_adapters(cfg.adapters)
+    cfg.adapters = [spec.normalized for spec in specs]
+    if cfg.model or names_a_model(cfg.model_type):
         return
-    if is_adapter_dir(first):
-        base = json.loads((first / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        if base:
-            cfg.model = base
-            return
-    raise ConfigError(f"--adapters {first}: cannot tell its base model (no args.json, no adapter_config.json); "
-                      "pass --model too")
+    runs = [(f"--adapters {s.item}", read_run(s.path, f"--adapters {s.item}")) for s in specs]
+    take_base_from_run(cfg, agreed_base(runs))
 
 
 def split_full_runs(cfg: Any) -> None:
     """A full fine-tuning run folder passed as --adapters is a model, not an adapter."""
-    if cfg.adapters and not cfg.model and not is_adapter_dir(cfg.adapters[0]) and \
-            (Path(cfg.adapters[0]) / "config.json").is_file():
-        cfg.model = cfg.adapters.pop(0)
+    if not cfg.adapters or cfg.model:
+        return
+    first = parse_adapters(cfg.adapters)[0]
+    if not first.named and not is_adapter_dir(first.path) and (first.path / "config.json").is_file():
+        cfg.model = str(first.path)
+        cfg.adapters = list(cfg.adapters[1:])

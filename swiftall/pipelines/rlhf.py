@@ -22,10 +22,11 @@ from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
 from ..train.rlhf.offline import has_media
 from ..tuners.freeze import freeze_parts
+from ..tuners.runs import agreed_base, read_run
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import is_adapter_dir, model_info, run_args
+from .common import model_info, names_a_model, take_base_from_run
 
 logger = get_logger(__name__)
 CURVES = {"rewards/chosen": "reward of chosen", "rewards/rejected": "reward of rejected",
@@ -44,31 +45,22 @@ def dpo_main(config: Any = None) -> dict[str, Any]:
     return _run(DpoConfig.from_any(config))
 
 
-def _start_model(cfg: Any) -> Optional[Path]:
-    """--sft_model_path: a full/merged model folder becomes --model; an adapter is merged onto its base later."""
+def _start_model(cfg: Any) -> tuple[str, ...]:
+    """--sft_model_path RUN: a full run becomes --model; a LoRA run gives the base model (when --model is not given;
+    --model_type stays the family) and is merged into it in memory, after the adapters it was itself trained on.
+    Returns the adapters to merge, in order."""
     if not cfg.sft_model_path:
-        return None
-    path = Path(cfg.sft_model_path)
-    if not path.is_dir():
-        raise ConfigError(f"--sft_model_path {path}: no such folder")
-    if is_adapter_dir(path):
-        if not (cfg.model or cfg.model_type):
-            saved = run_args(path) or {}
-            base = saved.get("model_path") or saved.get("model") or \
-                json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
-            if not base:
-                raise ConfigError(f"--sft_model_path {path}: cannot tell its base model; pass --model too")
-            cfg.model, cfg.model_type = base, saved.get("model_type")
-            if cfg.system is None:
-                cfg.system = saved.get("system")
-        return path
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"--sft_model_path {path}: neither a LoRA adapter nor a model folder")
-    cfg.model = str(path)
-    return None
+        return ()
+    run = read_run(cfg.sft_model_path, f"--sft_model_path {cfg.sft_model_path}")
+    if run.kind == "full":
+        cfg.model = str(run.folder)
+        return ()
+    if not cfg.model and not names_a_model(cfg.model_type):
+        take_base_from_run(cfg, agreed_base([(f"--sft_model_path {cfg.sft_model_path}", run)]))
+    return (*run.start_adapters, str(run.folder.resolve()))
 
 
-def _load(info: Any, cfg: Any, auto_class: str, adapter: Optional[Path]) -> Any:
+def _load(info: Any, cfg: Any, auto_class: str, start: tuple[str, ...]) -> Any:
     if auto_class == "AutoModelForSequenceClassification":
         from ..models.device import default_device
         from ..train.rlhf.reward import load_sequence_classifier
@@ -76,11 +68,12 @@ def _load(info: Any, cfg: Any, auto_class: str, adapter: Optional[Path]) -> Any:
         model = load_sequence_classifier(info.path, dtype=resolve_dtype(cfg.torch_dtype), device=default_device())
     else:
         model = load_model(info, cfg.torch_dtype, cfg.attn_impl, cfg.trust_remote_code)
-    if adapter is not None:
+    if start:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-        logger.info(f"merged the SFT adapter {adapter} into the start model")
+        for adapter in start:
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            logger.info(f"merged the SFT adapter {adapter} into the start model")
     return model
 
 
@@ -105,12 +98,13 @@ def _run(cfg: Any) -> dict[str, Any]:
     if cfg.rlhf_type == "kto" and (cfg.loss_type or ["kto"])[0] == "kto" and cfg.per_device_train_batch_size < 2:
         raise ConfigError("kto: --per_device_train_batch_size must be at least 2 (KTO's KL term pairs each row with "
                           "another row of its batch)")
-    adapter = _start_model(cfg)
+    start = _start_model(cfg)
     resume = resolve_resume(cfg.resume_from_checkpoint)
     info = model_info(cfg)
     output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)
     cfg.output_dir = str(output_dir)
-    saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(info.path)}
+    saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(Path(info.path).resolve()),
+             "start_adapters": list(start)}  # what infer/export merge before this run's adapter
     (output_dir / "args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
 
     tokenizer = load_tokenizer(info, cfg.trust_remote_code)
@@ -122,7 +116,7 @@ def _run(cfg: Any) -> dict[str, Any]:
                           "dpo (and sft); use dpo, or drop the media columns for a text-only run")
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
-    model = _load(info, cfg, method.auto_class, adapter)
+    model = _load(info, cfg, method.auto_class, start)
     if cfg.train_type == "full" and cfg.rlhf_type != "ppo":  # as sft: --freeze_vit/--freeze_aligner/--freeze_llm
         freeze_parts(model, cfg, getattr(info, "family", None))
     setup = AlignSetup(cfg=cfg, model=model, tokenizer=tokenizer, template=template, train=data.train, val=data.val,

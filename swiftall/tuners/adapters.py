@@ -1,27 +1,33 @@
 """Load saved LoRA adapters onto a model (inference, export)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 from ..utils.errors import ConfigError
+from ..utils.log import get_logger
+from .runs import ADAPTER_FILE, parse_adapters, start_adapters
+
+logger = get_logger(__name__)
 
 
 def attach_adapters(model: Any, adapters: Sequence[str]) -> Any:
-    """Load LoRA adapter folders; a 'name=DIR' item names the adapter (default: its folder name)."""
+    """Load LoRA adapter folders ('name=DIR' names one; see parse_adapters). A run trained on a base with an sft
+    adapter merged into it (dpo --sft_model_path RUN) gets that adapter merged first, as in training."""
     if not adapters:
         return model
     from peft import PeftModel
 
-    for i, item in enumerate(adapters):
-        name, _, folder = item.rpartition("=") if "=" in item else ("", "", item)
-        folder_path = Path(folder)
-        if not (folder_path / "adapter_config.json").is_file():
-            raise ConfigError(f"--adapters {folder}: no adapter_config.json there (is it a LoRA run folder or "
-                              "one of its checkpoint-N folders?)")
-        name = name or ("default" if i == 0 else f"adapter{i}")
+    specs = parse_adapters(adapters)
+    for spec in specs:
+        if not (spec.path / ADAPTER_FILE).is_file():
+            raise ConfigError(f"--adapters {spec.item}: no {ADAPTER_FILE} in {spec.path} (is it a LoRA run folder "
+                              "or one of its checkpoint-N folders?)")
+    for folder in start_adapters(specs):
+        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+        logger.info(f"merged {folder} into the base first (the adapters were trained on top of it)")
+    for i, spec in enumerate(specs):
         if i == 0:
-            model = PeftModel.from_pretrained(model, str(folder_path), adapter_name=name)
+            model = PeftModel.from_pretrained(model, str(spec.path), adapter_name=spec.name)
         else:
-            model.load_adapter(str(folder_path), adapter_name=name)
+            model.load_adapter(str(spec.path), adapter_name=spec.name)
     return model.eval()
