@@ -134,8 +134,8 @@ def data_fingerprint(train_src: list[Source], val_src: list[Source], args: Any) 
         names += ["model_name", "model_author"]
     if any(s.count is not None for s in sources):
         names.append("streaming")
-    return {"train": [(s.spec, s.fingerprint()) for s in train_src],
-            "val": [(s.spec, s.fingerprint()) for s in val_src],
+    return {"train": [(s.cache_spec, s.fingerprint()) for s in train_src],
+            "val": [(s.cache_spec, s.fingerprint()) for s in val_src],
             **{n: getattr(args, n, None) for n in names}}
 
 

@@ -150,11 +150,16 @@ class _TemplatedEngine(Engine):
 
 
 def _named(adapters: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for i, item in enumerate(adapters):
-        name, _, folder = item.rpartition("=") if "=" in item else ("", "", item)
-        out[name or ("default" if i == 0 else f"adapter{i}")] = folder
-    return out
+    from ..tuners.runs import parse_adapters, start_adapters
+
+    specs = parse_adapters(adapters)
+    if specs and start_adapters(specs):
+        from ..utils.errors import ConfigError
+
+        raise ConfigError("--adapters: these runs were trained on a base with an sft adapter merged in; this backend "
+                          "loads adapters over the plain base: merge first (swiftall export --adapters RUN "
+                          "--merge_lora true) and serve --model MERGED")
+    return {spec.name: str(spec.path) for spec in specs}
 
 
 class VllmEngine(_TemplatedEngine):
