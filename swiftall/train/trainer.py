@@ -1,37 +1,29 @@
 """A thin transformers Trainer: token throughput and memory in the logs, swiftall's outputs on disk."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from transformers import Trainer, TrainingArguments
 
 from ..templates import IGNORE
-from .callbacks import JsonlLogger, TimeToFirstStep, memory_gib
+from .callbacks import JsonlLogger, TimeToFirstStep
+from .throughput import ThroughputMixin
 
 
-class SwiftTrainer(Trainer):
-    """Counts real (non-pad) and trained tokens so logs show tokens per second, and computes the causal-LM
+class SwiftTrainer(ThroughputMixin, Trainer):
+    """Logs tokens per second (ThroughputMixin: real and trained tokens) and computes the causal-LM
     loss from the output head at trained positions only (the head and its softmax over the whole vocabulary are
     a large share of a small model's compute; prompt positions need neither)."""
 
     def __init__(self, *args: Any, sparse_logits: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._tokens = self._trained = 0
-        self._window_start = time.time()
-        self.total_tokens = self.total_trained_tokens = 0
         self.sparse_logits = sparse_logits and _accepts_logits_to_keep(self.model)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if model.training:
-            tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else inputs["input_ids"].numel()
-            trained = int((inputs["labels"] != IGNORE).sum()) if "labels" in inputs else tokens
-            self._tokens += tokens
-            self._trained += trained
-            self.total_tokens += tokens
-            self.total_trained_tokens += trained
         if self.sparse_logits and not return_outputs and "labels" in inputs and self.label_smoother is None:
+            if model.training:
+                self.count_batch(inputs)  # ThroughputMixin.compute_loss is not on this path
             return self._sparse_loss(model, inputs, num_items_in_batch)
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
@@ -52,16 +44,6 @@ class SwiftTrainer(Trainer):
         if self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes
         return loss
-
-    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
-        if "loss" in logs:
-            elapsed = max(time.time() - self._window_start, 1e-9)
-            logs["tokens_per_second"] = round(self._tokens / elapsed, 2)
-            logs["trained_tokens_per_second"] = round(self._trained / elapsed, 2)
-            logs.update(memory_gib())
-            self._tokens = self._trained = 0
-            self._window_start = time.time()
-        super().log(logs, start_time)
 
 
 def _accepts_logits_to_keep(model: Any) -> bool:

@@ -3,11 +3,11 @@ the reference is the base with adapters disabled), throughput and memory in the 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any, Optional
 
-from ..callbacks import JsonlLogger, TimeToFirstStep, memory_gib
+from ..callbacks import JsonlLogger, TimeToFirstStep
+from ..throughput import with_throughput  # noqa: F401  (the trainers import it from here)
 from ..trainer import training_arguments
 
 
@@ -91,43 +91,3 @@ def to_dataset(rows: list[dict]) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(rows)
-
-
-class ThroughputMixin:
-    """Put tokens/s and memory into the logs of any transformers/TRL trainer, like sft's SwiftTrainer."""
-
-    _tp_tokens = 0
-    _tp_start: Optional[float] = None
-    total_tokens = 0
-
-    def compute_loss(self, model, inputs, *args: Any, **kwargs: Any):
-        if model.training and isinstance(inputs, dict):
-            n = count_tokens(inputs)
-            self._tp_tokens += n
-            self.total_tokens += n
-        return super().compute_loss(model, inputs, *args, **kwargs)
-
-    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
-        if "loss" in logs:
-            now = time.time()
-            start = self._tp_start or getattr(self, "_tp_created", now)
-            if self._tp_tokens:
-                logs["tokens_per_second"] = round(self._tp_tokens / max(now - start, 1e-9), 2)
-            logs.update(memory_gib())
-            self._tp_tokens, self._tp_start = 0, now
-        super().log(logs, start_time)
-
-
-def count_tokens(inputs: dict) -> int:
-    for keys in (("attention_mask",), ("prompt_mask", "completion_mask"), ("chosen_attention_mask",
-                                                                           "rejected_attention_mask")):
-        if all(k in inputs for k in keys):
-            return int(sum(inputs[k].sum() for k in keys))
-    return 0
-
-
-def with_throughput(trainer_cls: type) -> type:
-    """A subclass of a TRL trainer that also logs throughput and memory."""
-    cls = type(f"Swift{trainer_cls.__name__}", (ThroughputMixin, trainer_cls), {})
-    cls._tp_created = time.time()
-    return cls
