@@ -82,11 +82,11 @@ def test_unknown_model_type_is_refused():
         resolve_model("x", "nope")
 
 
-def test_registry_entries_carry_template_targets_and_hub_ids():
+def test_registry_entries_carry_template_and_hub_ids():
     meta = get_model_meta("qwen2.5-7b-instruct")
     assert meta.hf_id == "Qwen/Qwen2.5-7B-Instruct" and meta.family == "qwen2"
     from swiftall.models import get_family
 
     for name in ("llama", "qwen2", "qwen3", "mistral", "gemma", "phi3"):
         family = get_family(name)
-        assert family.template and family.lora_targets, name
+        assert family.template, name

@@ -26,7 +26,6 @@ class ModelFamily:
     name: str
     model_types: tuple[str, ...]           # values of config.model_type
     template: str                           # fallback chat template name when the tokenizer has none
-    lora_targets: tuple[str, ...] = ("all-linear",)
     architectures: tuple[str, ...] = ()
     notes: str = ""
     auto_class: str = "AutoModelForCausalLM"    # transformers Auto class that loads it

@@ -11,10 +11,13 @@ from .freeze import freeze_parts, multimodal_lora_targets
 logger = get_logger(__name__)
 
 
-def lora_targets(args: Any, family: Optional[ModelFamily]) -> Any:
+def lora_targets(args: Any) -> Any:
+    """--target_modules for peft. The default, all-linear, is ms-swift's default too: every linear layer but the
+    output head, which for the registered text families is exactly their attention and MLP projections (q/k/v/o
+    and gate/up/down, or Phi-3's fused qkv/gate_up), so families keep no target lists of their own."""
     targets = list(args.target_modules)
     if targets == ["all-linear"]:
-        return "all-linear"  # peft: every linear layer but the output head
+        return "all-linear"
     return targets
 
 
@@ -27,7 +30,7 @@ def apply_tuner(model: Any, args: Any, family: Optional[ModelFamily] = None) -> 
         from peft import LoraConfig, get_peft_model
 
         config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                            target_modules=multimodal_lora_targets(model, args, family) or lora_targets(args, family),
+                            target_modules=multimodal_lora_targets(model, args, family) or lora_targets(args),
                             task_type="CAUSAL_LM",
                             modules_to_save=list(args.modules_to_save) or None, use_dora=args.use_dora,
                             use_rslora=args.use_rslora)

@@ -1,10 +1,8 @@
 from ..registry import ModelFamily, ModelMeta, register_family, register_model
 
-LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-register_family(ModelFamily("qwen2", ("qwen2",), template="chatml", lora_targets=LINEAR,
+register_family(ModelFamily("qwen2", ("qwen2",), template="chatml",
                             architectures=("Qwen2ForCausalLM",)))
-register_family(ModelFamily("qwen3", ("qwen3",), template="chatml", lora_targets=LINEAR,
+register_family(ModelFamily("qwen3", ("qwen3",), template="chatml",
                             architectures=("Qwen3ForCausalLM",),
                             notes="thinking models: history turns drop <think> blocks"))
 for name, family, repo in [("qwen2-0.5b-instruct", "qwen2", "Qwen/Qwen2-0.5B-Instruct"),

@@ -51,7 +51,7 @@ def lora_config(cfg: Any, family: Any = None, task_type: str = "CAUSAL_LM", mode
     from ...tuners.apply import lora_targets
     from ...tuners.freeze import multimodal_lora_targets
 
-    targets = (multimodal_lora_targets(model, cfg, family) if model is not None else None) or lora_targets(cfg, family)
+    targets = (multimodal_lora_targets(model, cfg, family) if model is not None else None) or lora_targets(cfg)
     modules = list(cfg.modules_to_save) or None
     return LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=targets, task_type=task_type, modules_to_save=modules,
