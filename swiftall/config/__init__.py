@@ -1,6 +1,6 @@
 """Typed configs for every command, composed from sections. Imports no torch."""
 from .base import Config, Section, arg
-from .commands import DownloadConfig, InferConfig, SftConfig
+from .commands import DownloadConfig, InferConfig, PtConfig, SftConfig
 from .data import PrepareConfig, TemplateShowConfig
 from .deploy import DeployConfig
 from .export import ExportConfig
@@ -9,4 +9,4 @@ from .rlhf import DpoConfig, RlhfConfig
 BaseConfig = Config  # the name earlier code used
 
 __all__ = ["Config", "Section", "BaseConfig", "arg", "SftConfig", "InferConfig", "ExportConfig", "DownloadConfig",
-           "RlhfConfig", "DpoConfig", "PrepareConfig", "TemplateShowConfig", "DeployConfig"]
+           "RlhfConfig", "DpoConfig", "PtConfig", "PrepareConfig", "TemplateShowConfig", "DeployConfig"]

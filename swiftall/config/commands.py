@@ -10,10 +10,11 @@ from .inference import EngineSection, GenerationSection, MediaSection, QuerySect
 from .sections import (AdapterSection, CommonSection, DataSection, EncodeSection, ModelSection, OutputSection,
                        SeedSection, TemplateSection)
 from .training import BatchingSection, FreezeSection, TrainSection, TunerSection
+from .tuning import TRAIN_QUANT, QuantSection, TunerOptionsSection
 
 MODEL = (ModelSection, CommonSection)
-TRAINING = (*MODEL, TemplateSection, DataSection, EncodeSection, TunerSection, FreezeSection, MediaSection,
-            TrainSection, SeedSection, OutputSection)
+TRAINING = (*MODEL, TemplateSection, DataSection, EncodeSection, TunerSection, TunerOptionsSection, QuantSection,
+            FreezeSection, MediaSection, TrainSection, SeedSection, OutputSection)
 
 
 class MediaMixin:
@@ -21,6 +22,18 @@ class MediaMixin:
 
     def media_options(self) -> dict[str, Any]:
         return self.section("media").options()
+
+
+def check_training_quant(cfg: Config) -> None:
+    """A quantized base trains adapters only, with a method that loads for training."""
+    if cfg.quant_method is None:
+        return
+    if cfg.quant_method not in TRAIN_QUANT:
+        raise ConfigError(f"--quant_method {cfg.quant_method} is an export method; training loads a base quantized "
+                          f"with {', '.join(TRAIN_QUANT)} (or give --model an already GPTQ/AWQ-quantized folder)")
+    if cfg.train_type in ("full", "lisa", "llamapro"):
+        raise ConfigError(f"--quant_method {cfg.quant_method} with --train_type {cfg.train_type}: quantized weights "
+                          "cannot be trained directly; use --train_type lora (QLoRA) or another adapter tuner")
 
 
 class SftConfig(MediaMixin, Config):
@@ -34,8 +47,9 @@ class SftConfig(MediaMixin, Config):
             raise ConfigError("swiftall sft: --model is required (for example --model smollm2-135m-instruct, "
                               "the embedded default)")
         if not self.dataset:
-            raise ConfigError("swiftall sft: --dataset is required (a file, folder or registered name; "
+            raise ConfigError(f"swiftall {self.command}: --dataset is required (a file, folder or registered name; "
                               "see swiftall dataset list)")
+        check_training_quant(self)
 
 
 class InferConfig(MediaMixin, Config):
@@ -66,3 +80,11 @@ class DownloadConfig(Config):
     def check(self) -> None:
         if not self.section("model").given():
             raise ConfigError("swiftall download: --model ID is required")
+
+
+class PtConfig(SftConfig):
+    """Continued pre-training: plain text rows (a 'text' column, or .txt files), loss on every token, packed into
+    rows of --max_length by default; the same tuners and outputs as sft."""
+
+    command = "pt"
+    defaults = {"packing": True}

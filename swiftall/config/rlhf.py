@@ -6,7 +6,7 @@ from typing import Optional
 
 from ..utils.errors import ConfigError
 from .base import Config, Section, arg
-from .commands import TRAINING, MediaMixin
+from .commands import TRAINING, MediaMixin, check_training_quant
 from .inference import SamplingSection
 
 RLHF_TYPES = ("dpo", "kto", "cpo", "simpo", "orpo", "rm", "ppo", "grpo", "gkd")
@@ -146,6 +146,7 @@ def check_start(cfg: Config) -> None:
         raise ConfigError(f"swiftall {cfg.command}: --dataset is required (preference rows for "
                           "dpo/cpo/simpo/orpo/rm, rows with 'label' for kto, prompts for grpo/ppo, "
                           "conversations for gkd)")
+    check_training_quant(cfg)
 
 
 class DpoConfig(MediaMixin, Config):

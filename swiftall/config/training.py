@@ -7,13 +7,16 @@ from typing import Optional
 from ..utils.errors import ConfigError
 from .base import Section, arg
 
+TUNERS = ("full", "lora", "adalora", "ia3", "vera", "boft", "oft", "fourierft", "loha", "lokr", "prompt", "prefix",
+          "p_tuning", "reft", "llamapro", "adapter", "lisa")
+
 
 @dataclass
 class TunerSection(Section):
     name = "tuner"
     title = "tuner"
-    train_type: str = arg("lora", "What to train: all weights (full) or a LoRA adapter", choices=("full", "lora"),
-                          aliases=("sft_type", "tuner_type"))
+    train_type: str = arg("lora", "What to train: full (all weights), lora, or another tuner (swiftall tuners "
+                          "lists them and what combines with what)", choices=TUNERS, aliases=("sft_type", "tuner_type"))
     lora_rank: int = arg(8, "LoRA rank r")
     lora_alpha: int = arg(32, "LoRA alpha (scale is alpha / rank)")
     lora_dropout: float = arg(0.05, "Dropout on LoRA inputs", aliases=("lora_dropout_p",))
