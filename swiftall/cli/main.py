@@ -59,6 +59,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             print_help(getattr(configs, config_name))
             return 0
+        from ..utils.quiet import quiet_libraries, verbose_in
+
+        quiet_libraries(verbose_in(rest))  # library deprecation notes hidden unless --verbose
         entry = getattr(importlib.import_module(module), function)
         entry(rest)
         return 0

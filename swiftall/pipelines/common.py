@@ -13,6 +13,11 @@ def model_info(cfg: Any) -> ModelInfo:
     return resolve_model(cfg.model, cfg.model_type, hub=cfg.hub, revision=cfg.revision)
 
 
+def counted(n: int, word: str) -> str:
+    """'1 step', '4 steps'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def is_adapter_dir(folder: str | Path) -> bool:
     return (Path(folder) / "adapter_config.json").is_file()
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from ..config import SftConfig
+from ..config.argv import print_help
 from ..infer import RequestConfig
+from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from .export import export_main
 from .infer import InferEngine
@@ -23,19 +26,46 @@ QUESTIONS = ["What's your name?", "Could you introduce yourself briefly?", "Whic
              "How can I merge my LoRA adapter using swiftall?"]
 
 
+class DemoConfig(SftConfig):
+    """The end-to-end demo: LoRA fine-tunes the embedded SmolLM2-135M-Instruct on the bundled self-cognition and
+    swiftall-demo sets, asks held-out questions before and after, and merges the adapter. Every sft flag works;
+    these are the demo's own defaults."""
+
+    command = "demo"
+    defaults = {"model": MODEL, "dataset": ["self-cognition", "swiftall-demo"], "model_name": [NAME],
+                "model_author": [AUTHOR], "num_train_epochs": 6, "per_device_train_batch_size": 4,
+                "learning_rate": 4e-4, "lora_rank": 16, "lora_alpha": 32, "save_steps": 30, "logging_steps": 5,
+                "report_to": ["tensorboard"]}
+
+
 def _answers(engine: Any, config: RequestConfig) -> list[str]:
     return [r.text.strip().replace("\n", " ") for r in engine.infer(QUESTIONS, config)]
 
 
-def demo_main(argv: list[str] | None = None) -> dict[str, Any]:
+def demo_config(argv: Any = None) -> Optional[DemoConfig]:
+    """The demo's config from argv (flags as for sft, on the demo's defaults); None after printing --help."""
+    argv = [] if argv is None else argv
+    if isinstance(argv, list) and any(a in ("-h", "--help") for a in argv):
+        print_help(DemoConfig)
+        return None
+    if isinstance(argv, list) and argv and not str(argv[0]).startswith("-"):
+        raise ConfigError(f"swiftall demo: unexpected value {argv[0]!r}; give flags, e.g. --output_dir DIR "
+                          "(see swiftall demo --help)")
+    cfg = DemoConfig.from_any(argv)
+    if not cfg.output_dir:
+        cfg.output_dir = f"output/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    return cfg
+
+
+def demo_main(argv: Any = None) -> dict[str, Any]:
     started = time.time()
-    out = Path((argv or [None])[0] or f"output/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = demo_config(argv)
+    if cfg is None:
+        return {}
+    out = Path(cfg.output_dir)
     greedy = RequestConfig(max_new_tokens=48, temperature=0)
-    before = _answers(InferEngine(MODEL), greedy)
-    summary = sft_main({"model": MODEL, "dataset": ["self-cognition", "swiftall-demo"], "model_name": [NAME],
-                        "model_author": [AUTHOR], "output_dir": str(out), "num_train_epochs": 6,
-                        "per_device_train_batch_size": 4, "learning_rate": 4e-4, "lora_rank": 16,
-                        "lora_alpha": 32, "save_steps": 30, "logging_steps": 5, "report_to": ["tensorboard"]})
+    before = _answers(InferEngine(cfg.model, model_type=cfg.model_type), greedy)
+    summary = sft_main(cfg)
     after = _answers(InferEngine(adapters=[str(out)]), greedy)
     merged = export_main({"adapters": [str(out)], "merge_lora": True})
     print("\n=== before and after fine-tuning (greedy, questions not in the training data) ===")

@@ -22,11 +22,12 @@ from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
 from ..train.rlhf.offline import has_media
 from ..tuners.freeze import freeze_parts
+from ..tuners.peft_compat import skip_unused_gptq_probe
 from ..tuners.runs import agreed_base, read_run
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import model_info, names_a_model, take_base_from_run
+from .common import counted, model_info, names_a_model, take_base_from_run
 
 logger = get_logger(__name__)
 CURVES = {"rewards/chosen": "reward of chosen", "rewards/rejected": "reward of rejected",
@@ -116,6 +117,7 @@ def _run(cfg: Any) -> dict[str, Any]:
                           "dpo (and sft); use dpo, or drop the media columns for a text-only run")
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
+    skip_unused_gptq_probe()  # before peft wraps layers (here or inside TRL's trainer)
     model = _load(info, cfg, method.auto_class, start)
     if cfg.train_type == "full" and cfg.rlhf_type != "ppo":  # as sft: --freeze_vit/--freeze_aligner/--freeze_llm
         freeze_parts(model, cfg, getattr(info, "family", None))
@@ -148,7 +150,7 @@ def _run(cfg: Any) -> dict[str, Any]:
         "plots": [str(p) for p in plots],
         "rows": {"train": len(data.train), "val": len(data.val), "dropped": sum(data.report.dropped.values())},
     }
-    logger.info(f"done: {summary['global_step']} {cfg.rlhf_type} steps; the "
+    logger.info(f"done: {counted(summary['global_step'], cfg.rlhf_type + ' step')}; the "
                 f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and "
                 f"plots are in {output_dir}")
     return summary

@@ -17,7 +17,7 @@ from ..train.varlen import use_varlen_attention
 from ..tuners import apply_tuner, count_parameters
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import model_info
+from .common import counted, model_info
 
 logger = get_logger(__name__)
 
@@ -68,8 +68,8 @@ def sft_main(config: Any = None) -> dict[str, Any]:
         "plots": [str(p) for p in plots],
         "rows": {"train": len(data.train), "val": len(data.val), "dropped": sum(data.report.dropped.values())},
     }
-    logger.info(f"done: {summary['global_step']} steps; the {'adapter' if cfg.train_type != 'full' else 'model'}, "
-                f"checkpoints, args.json, logging.jsonl and plots are in {output_dir}")
+    logger.info(f"done: {counted(summary['global_step'], 'step')}; the "
+                f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and plots are in {output_dir}")
     return summary
 
 

@@ -17,6 +17,9 @@ def attach_adapters(model: Any, adapters: Sequence[str]) -> Any:
         return model
     from peft import PeftModel
 
+    from .peft_compat import skip_unused_gptq_probe
+
+    skip_unused_gptq_probe()
     specs = parse_adapters(adapters)
     for spec in specs:
         if not (spec.path / ADAPTER_FILE).is_file():

@@ -29,6 +29,9 @@ def apply_tuner(model: Any, args: Any, family: Optional[ModelFamily] = None) -> 
     if args.train_type == "lora":
         from peft import LoraConfig, get_peft_model
 
+        from .peft_compat import skip_unused_gptq_probe
+
+        skip_unused_gptq_probe()
         config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                             target_modules=multimodal_lora_targets(model, args, family) or lora_targets(args),
                             task_type="CAUSAL_LM",
