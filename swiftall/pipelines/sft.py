@@ -69,7 +69,8 @@ def sft_main(config: Any = None) -> dict[str, Any]:
         "rows": {"train": len(data.train), "val": len(data.val), "dropped": sum(data.report.dropped.values())},
     }
     logger.info(f"done: {counted(summary['global_step'], 'step')}; the "
-                f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and plots are in {output_dir}")
+                f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and "
+                f"plots are in {output_dir}")
     return summary
 
 
