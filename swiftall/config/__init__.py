@@ -3,10 +3,11 @@ from .base import Config, Section, arg
 from .commands import DownloadConfig, InferConfig, PtConfig, SftConfig
 from .data import PrepareConfig, TemplateShowConfig
 from .deploy import DeployConfig
+from .eval import EvalConfig
 from .export import ExportConfig
 from .rlhf import DpoConfig, RlhfConfig
 
 BaseConfig = Config  # the name earlier code used
 
 __all__ = ["Config", "Section", "BaseConfig", "arg", "SftConfig", "InferConfig", "ExportConfig", "DownloadConfig",
-           "RlhfConfig", "DpoConfig", "PtConfig", "PrepareConfig", "TemplateShowConfig", "DeployConfig"]
+           "EvalConfig", "RlhfConfig", "DpoConfig", "PtConfig", "PrepareConfig", "TemplateShowConfig", "DeployConfig"]
