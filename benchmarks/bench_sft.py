@@ -46,11 +46,13 @@ def bench_rows(rows: int, workdir: Path) -> Path:
     return path
 
 
-def run_ours(name: str, dataset: Path, steps: int, workdir: Path) -> dict:
+def run_ours(name: str, dataset: Path, steps: int, workdir: Path, gc: str = "default") -> dict:
     config = {"model": "smollm2-135m-instruct", "dataset": [str(dataset)], "train_type": "lora",
               "torch_dtype": "float32", "max_length": 512, "per_device_train_batch_size": 4,
               "num_train_epochs": 1, "max_steps": steps, "learning_rate": 1e-4, "save_steps": 100000,
               "logging_steps": 5, "report_to": ["none"], "output_dir": str(workdir / name), **VARIANTS[name]}
+    if gc != "default":
+        config["gradient_checkpointing"] = gc == "true"
     started = time.time()
     out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True)
     if out.returncode != 0:
@@ -65,7 +67,12 @@ def run_ours(name: str, dataset: Path, steps: int, workdir: Path) -> dict:
             "s_per_step": loop / summary["global_step"]}
 
 
-def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir: Path) -> dict:
+MS_SWIFT_SETTINGS = ("padded batches: ms-swift 4.6 refuses --padding_free/--packing without a flash-attention "
+                     "implementation ('The \"padding_free\" feature requires a flash attention implementation', "
+                     "swift/arguments/sft_args.py), which a CPU lacks; sdpa attention; gradient checkpointing {gc}")
+
+
+def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir: Path, gc: str) -> dict:
     """ms-swift 4.x on the same rows: LoRA, fp32, max_length 512, batch 4, its defaults otherwise."""
     out_dir = workdir / "ms-swift"
     cmd = [swift, "sft", "--model", model_dir, "--dataset", str(dataset), "--tuner_type", "lora",
@@ -74,6 +81,8 @@ def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir:
            "--learning_rate", "1e-4", "--save_steps", "100000", "--logging_steps", "5", "--report_to", "none",
            "--split_dataset_ratio", "0", "--output_dir", str(out_dir), "--model_type", "llama", "--template", "chatml",
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1"]
+    if gc != "default":
+        cmd += ["--gradient_checkpointing", gc]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     started = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -93,12 +102,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=-1, help="optimizer steps per variant (default: one epoch)")
     parser.add_argument("--variants", default="plain,grouped,padding_free,packing")
     parser.add_argument("--ms_swift", help="path to ms-swift's `swift` executable, to run it side by side")
+    parser.add_argument("--gradient_checkpointing", choices=("default", "true", "false"), default="default",
+                        help="default: each tool's own default (swiftall off, ms-swift on); true/false: both sides")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-sft-"))
     dataset = bench_rows(args.rows, workdir)
     results = []
     for name in args.variants.split(","):
-        results.append(run_ours(name, dataset, args.steps, workdir))
+        results.append(run_ours(name, dataset, args.steps, workdir, args.gradient_checkpointing))
         print(f"{name}: {results[-1]}", flush=True)
     base = results[0]
     print(f"\nSFT benchmark: SmolLM2-135M-Instruct, LoRA, fp32, max_length 512, batch 4, {args.rows} rows of sft.jsonl, "
@@ -113,9 +124,13 @@ def main() -> None:
         from swiftall.hub.embedded import embedded_model_dir
 
         steps = results[0]["steps"]
-        ms = run_ms_swift(args.ms_swift, dataset, steps, str(embedded_model_dir()), workdir)
+        gc = args.gradient_checkpointing
+        ms = run_ms_swift(args.ms_swift, dataset, steps, str(embedded_model_dir()), workdir, gc)
         print(f"\nms-swift side by side ({steps} steps, same rows): {ms['s_per_step']:.2f} s/step, "
               f"{ms['first_step_s']:.0f} s before its first step")
+        print("  ms-swift settings: " + MS_SWIFT_SETTINGS.format(gc={"default": "on (its default)"}.get(gc, gc)))
+        print("  swiftall settings: the variants above (padding_free: per-sample SDPA attention, no flash-attn "
+              f"needed); gradient checkpointing {({'default': 'off (its default)'}).get(gc, gc)}")
         for r in results:  # only variants that train on the same rows in the same order as ms-swift
             if r["steps"] == steps and r["variant"] in ("plain", "padding_free"):
                 print(f"  swiftall {r['variant']:<13} {ms['s_per_step'] / r['s_per_step']:.2f}x ms-swift's throughput "
