@@ -176,7 +176,11 @@ def _read_hub(benchmark: Benchmark, repo: str, hub: str, subset: str, split: str
         rows = list(load_hub_rows(repo, hub, [subset] if subset else [], [split], revision=revision,
                                   label=benchmark.name))
     except DataError as exc:
-        raise DataError(offline_message(benchmark, repo, str(exc))) from None
+        text = str(exc)
+        why = ("offline mode is on (HF_HUB_OFFLINE) and it is not in the datasets cache" if env.hf_offline() else
+               "the hub is unreachable from this machine and it is not in the datasets cache"
+               if "OfflineModeIsEnabled" in text else text)
+        raise DataError(offline_message(benchmark, repo, why)) from None
     return _convert(benchmark, ((row.data, row.where) for row in rows), subset)
 
 

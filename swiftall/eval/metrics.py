@@ -112,12 +112,17 @@ def sacre_bleu(predictions: list[str], references: list[Refs]) -> tuple[float, O
 def word_error_rate(predictions: list[str], references: list[Refs]) -> tuple[float, Optional[list[float]]]:
     """jiwer's corpus WER (all word errors over all reference words), lower is better; first reference."""
     jiwer = require("jiwer", "eval", "WER")
-    refs = [normalize(r[0]) if r else "" for r in references]
-    hyps = [normalize(p) for p in predictions]
+    refs = [_words(r[0]) if r else "" for r in references]
+    hyps = [_words(p) for p in predictions]
     pairs = [(r, h) for r, h in zip(refs, hyps) if r]
     if not pairs:
         return 0.0, None
     return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])), None
+
+
+def _words(text: str) -> str:
+    """Lower case, punctuation dropped (apostrophes kept), single spaces: the usual WER normalisation."""
+    return " ".join(re.sub(r"[^\w\s']", " ", (text or "").lower()).split())
 
 
 def _coco_inputs(predictions: list[str], references: list[Refs]) -> tuple[dict, dict]:
