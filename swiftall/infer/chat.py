@@ -2,7 +2,10 @@
 
 A message with <image>, <audio> or <video> tags asks for one path or URL per tag (multimodal models). Media given
 up front (`swiftall infer --images a.png`) belongs to the first message of each conversation: its tags take those
-items first, and items left without a tag are placed at the start of that message."""
+items first, and items left without a tag are placed at the start of that message.
+
+Ctrl-C while an answer is generated stops that answer (the turn is forgotten) and returns to the prompt; Ctrl-C at the
+prompt leaves the chat by raising KeyboardInterrupt (the command exits with status 130); Ctrl-D leaves normally."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -10,7 +13,7 @@ from typing import Callable, Optional
 from ..utils.errors import SwiftallError
 from .engine import Engine, InferRequest, RequestConfig
 
-HELP = ("Type a message. /clear starts a new conversation, /exit quits. "
+HELP = ("Type a message. /clear starts a new conversation, /exit quits (or Ctrl-D; Ctrl-C stops an answer). "
         "Put <image>, <audio> or <video> in a message to attach media.")
 MEDIA_TAGS = {"<image>": "images", "<audio>": "audios", "<video>": "videos"}
 
@@ -40,15 +43,21 @@ def run_chat(engine: Engine, config: RequestConfig, stream: bool = True, system:
             if not command:
                 continue
             text, added = _ask_for_media(text, read, pending)
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             write("")
             return history
+        except KeyboardInterrupt:
+            write("")
+            raise
         request = InferRequest(messages=[*history, {"role": "user", "content": text}],
                                **{k: media[k] + added[k] for k in media})
         try:
             answer = _answer(engine, request, config, stream, write)
         except SwiftallError as exc:  # e.g. media for a text-only model: say so, forget the turn, go on
             write(f"error: {exc}")
+            continue
+        except KeyboardInterrupt:  # the engine has cancelled the answer; the conversation goes on without this turn
+            write("\n(answer stopped; Ctrl-C again at the prompt quits)")
             continue
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         pending = {}
@@ -64,9 +73,13 @@ def _answer(engine: Engine, request: InferRequest, config: RequestConfig, stream
         return answer
     pieces = []
     write_inline(write, ">>> ")
-    for piece in engine.stream(request, config):
-        pieces.append(piece)
-        write_inline(write, piece)
+    answer = engine.stream(request, config)
+    try:
+        for piece in answer:
+            pieces.append(piece)
+            write_inline(write, piece)
+    finally:  # closed on Ctrl-C too: the engine cancels the answer
+        getattr(answer, "close", lambda: None)()
     write("")
     return "".join(pieces)
 

@@ -157,8 +157,35 @@ class Engine(ABC):
         async for event in iterate_in_thread(lambda: self.stream_events(request, config)):
             yield event
 
+    def infer_iter(self, requests: list[Any], config: Optional[RequestConfig] = None
+                   ) -> Iterator[tuple[int, InferResponse]]:
+        """(index, response) of each request as it is answered, so a caller can keep answers as they come (batch
+        infer writes them as they finish). Default: `infer` over slices of `max_batch_size` requests."""
+        size = max(1, int(getattr(self, "max_batch_size", 16) or 16))
+        for start in range(0, len(requests), size):
+            for offset, response in enumerate(self.infer(list(requests[start:start + size]), config)):
+                yield start + offset, response
+
     def close(self) -> None:
         """Finish in-flight work and release resources."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        """`with build_engine(cfg) as engine:` finishes the engine's work on a normal exit and cancels it on an error
+        or Ctrl-C; either way its threads have stopped when the block ends."""
+        shut_down(self, cancel=kind is not None)
+
+
+def shut_down(engine: Any, cancel: bool = False) -> None:
+    """engine.close(), with cancel=True passed to engines that can drop in-flight work (the PyTorch engine)."""
+    import inspect
+
+    if "cancel" in inspect.signature(engine.close).parameters:
+        engine.close(cancel=cancel)
+    else:
+        engine.close()
 
 
 def as_batch(requests: Any, images: Any = None, audios: Any = None, videos: Any = None

@@ -19,6 +19,7 @@ from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
 from .sampling import resolve_params
 from .scheduler import Scheduler, Sequence
+from .worker import GenerateWorker, cancelled_rows
 
 
 class PtEngine(Engine):
@@ -33,6 +34,7 @@ class PtEngine(Engine):
         self.scheduler = Scheduler(self.model, max_batch_size, max_queue, use_adapter_names=bool(self.adapters))
         self.max_model_len = _context_length(model)
         self._lock = threading.Lock()
+        self._generator = GenerateWorker()  # requests with model inputs besides token ids, one at a time
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapters: Seq[str] = (), model_type: str | None = None,
@@ -108,18 +110,24 @@ class PtEngine(Engine):
             seqs.append(answer.seq)
             answers.append(answer)
         if extras:
-            threading.Thread(target=self._generate_with_extras, args=(encoded, extras, seqs, config),
-                             daemon=True).start()
+            self._generator.submit(lambda: self._generate_with_extras(encoded, extras, seqs, config), seqs)
         else:
             self.scheduler.submit(seqs)
         return answers
 
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
-        started = [self.start(r, config) for r in requests]  # all queued first, so they batch together
+        started = []
+        try:
+            for r in requests:  # all queued first, so they batch together
+                started.append(self.start(r, config))
+            for answers in started:
+                for a in answers:
+                    a.done.wait()
+        except BaseException:  # Ctrl-C (or a bad request): the answers still generating are not wanted
+            cancel_answers([a for answers in started for a in answers])
+            raise
         results = []
         for answers in started:
-            for a in answers:
-                a.done.wait()
             first, *others = [a.response() for a in answers]
             first.choices = others
             results.append(first)
@@ -137,10 +145,8 @@ class PtEngine(Engine):
                     raise event
                 open_ -= event.finish_reason is not None
                 yield event
-        finally:  # a client that stops reading (disconnects) frees its batch rows
-            for a in answers:
-                if a.seq is not None and a.seq.finish_reason is None:
-                    a.seq.cancelled = True
+        finally:  # a client that stops reading (disconnects), or Ctrl-C, frees its batch rows
+            cancel_answers(answers)
 
     async def stream_async(self, request: Any, config: Optional[RequestConfig] = None) -> AsyncIterator[StreamEvent]:
         """Events straight from the scheduler thread onto the event loop (no thread per request)."""
@@ -156,9 +162,7 @@ class PtEngine(Engine):
                 open_ -= event.finish_reason is not None
                 yield event
         finally:
-            for a in answers:
-                if a.seq is not None and a.seq.finish_reason is None:
-                    a.seq.cancelled = True
+            cancel_answers(answers)
 
     async def infer_async(self, request: Any, config: Optional[RequestConfig] = None) -> InferResponse:
         loop = asyncio.get_running_loop()
@@ -179,8 +183,31 @@ class PtEngine(Engine):
             if event.text:
                 yield event.text
 
-    def close(self) -> None:
-        self.scheduler.close()
+    def infer_iter(self, requests: list[Any], config: Optional[RequestConfig] = None
+                   ) -> Iterator[tuple[int, InferResponse]]:
+        """(index, response) of each request as soon as it is answered, all requests batched together. Closing the
+        iterator early (Ctrl-C, an error) cancels the answers not finished yet."""
+        finished: queue.Queue = queue.Queue()
+        started: list[list[Any]] = []
+        try:
+            for i, r in enumerate(requests):
+                started.append(self.start(r, config, emit=_on_final(finished, i)))
+            left = {i: len(answers) for i, answers in enumerate(started)}
+            while left:
+                i = finished.get()
+                left[i] -= 1
+                if not left[i]:
+                    del left[i]
+                    first, *others = [a.response() for a in started[i]]
+                    first.choices = others
+                    yield i, first
+        finally:
+            cancel_answers([a for answers in started for a in answers])
+
+    def close(self, timeout: Optional[float] = None, cancel: bool = False) -> None:
+        """Finish queued and running requests (or, with `cancel`, end them now) and stop the engine's threads."""
+        self.scheduler.close(timeout, cancel=cancel)
+        self._generator.close(timeout, cancel=cancel)
 
     # ---- multimodal inputs: model.generate ----------------------------------------------------
     def _generate_with_extras(self, encoded: Encoded, extras: dict, seqs: list[Sequence], config: RequestConfig):
@@ -197,6 +224,7 @@ class PtEngine(Engine):
                 if config.seed is not None:
                     torch.manual_seed(config.seed)
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, **kwargs,
+                                          stopping_criteria=[cancelled_rows(seqs)],
                                           **self._generation_kwargs(config, seqs[0]))
             for seq, row in zip(seqs, out[:, ids.shape[1]:].tolist()):
                 for token in row:
@@ -205,7 +233,7 @@ class PtEngine(Engine):
                     if token in seq.eos_ids or stop:
                         seq.finish_reason = "stop"
                         break
-                seq.finish_reason = seq.finish_reason or "length"
+                seq.finish_reason = seq.finish_reason or ("cancelled" if seq.cancelled else "length")
                 seq.on_finish(seq, None)
         except Exception as exc:
             for seq in seqs:
@@ -241,6 +269,21 @@ class PtEngine(Engine):
             vector = out.hidden_states[-1][0].float().mean(dim=0)
             vectors.append(torch.nn.functional.normalize(vector, dim=0).tolist())
         return vectors
+
+
+def cancel_answers(answers: list[Any]) -> None:
+    """Ask the scheduler (or the generate worker) to end these answers' sequences at their next step."""
+    for a in answers:
+        if a.seq is not None and a.seq.finish_reason is None:
+            a.seq.cancelled = True
+
+
+def _on_final(finished: queue.Queue, index: int) -> Any:
+    """An Answer's `emit` that reports `index` once per answer when it ends (its final event, or an error)."""
+    def emit(event: Any) -> None:
+        if isinstance(event, BaseException) or event.finish_reason is not None:
+            finished.put(index)
+    return emit
 
 
 def _context_length(model: Any) -> Optional[int]:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from ..utils.log import get_logger
 from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
+from .shutdown import stop_at_exit
 
 logger = get_logger(__name__)
 
@@ -58,6 +59,7 @@ class Scheduler:
         self.cv = threading.Condition()
         self.accepting = True
         self.stopping = False
+        self.cancelling = False    # close(cancel=True): drop every sequence without another forward
         self.thread: Optional[threading.Thread] = None
         self.steps = 0             # decode steps run (tests and benchmarks read it)
         self.widest = 0            # widest batch seen
@@ -74,20 +76,24 @@ class Scheduler:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="swiftall-scheduler", daemon=True)
                 self.thread.start()
+                stop_at_exit(self)
             self.cv.notify()
 
     def busy(self) -> int:
         with self.cv:
             return len(self.waiting) + len(self.rows)
 
-    def close(self, timeout: Optional[float] = None) -> None:
-        """Stop accepting, let queued and running sequences finish, then stop the thread."""
+    def close(self, timeout: Optional[float] = None, cancel: bool = False) -> None:
+        """Stop accepting, let queued and running sequences finish (or, with `cancel`, end them as "cancelled"
+        after the forward in progress), then stop the thread and wait for it."""
         with self.cv:
             self.accepting = False
             self.stopping = True
+            self.cancelling = self.cancelling or cancel
+            thread = self.thread
             self.cv.notify()
-        if self.thread is not None:
-            self.thread.join(timeout)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     # ---- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -97,6 +103,8 @@ class Scheduler:
             with self.cv:
                 while not (self.waiting or self.rows or self.stopping):
                     self.cv.wait()
+                if self.cancelling:
+                    self._cancel_all()
                 if self.stopping and not (self.waiting or self.rows):
                     self.thread = None
                     return
@@ -116,6 +124,16 @@ class Scheduler:
                         seq.finish_reason = "error"
                         seq.on_finish(seq, exc)
                 self.rows, self.cache, self.mask = [], None, None
+
+    def _cancel_all(self) -> None:
+        """End every waiting and running sequence as "cancelled" (their callers get what was generated so far)."""
+        seqs = list(self.waiting) + self.rows
+        self.waiting.clear()
+        self.rows, self.cache, self.mask = [], None, None
+        for seq in seqs:
+            if seq.finish_reason is None:
+                seq.cancelled, seq.finish_reason = True, "cancelled"
+                seq.on_finish(seq, None)
 
     def _drop_cancelled(self, seq: Sequence) -> bool:
         if seq.cancelled:

@@ -62,12 +62,12 @@ def infer_main(config: Any = None) -> Any:
     specs = cfg.val_dataset or cfg.dataset
     rows = _prompt_rows(specs, cfg) if specs else None  # bad rows and missing files fail before the model loads
     media = _media_flags(cfg)
-    engine = build_engine(cfg)
-    if cfg.query is not None:
-        return _one_question(engine, cfg, media)
-    if rows is None:
-        return run_chat(engine, RequestConfig.from_args(cfg), stream=cfg.stream, media=media)
-    return _batch(engine, cfg, rows)
+    with build_engine(cfg) as engine:  # its threads stop when this block ends: normally, on an error or on Ctrl-C
+        if cfg.query is not None:
+            return _one_question(engine, cfg, media)
+        if rows is None:
+            return run_chat(engine, RequestConfig.from_args(cfg), stream=cfg.stream, media=media)
+        return _batch(engine, cfg, rows)
 
 
 def _media_flags(cfg: InferConfig) -> dict[str, list[str]]:
@@ -119,18 +119,34 @@ def _prompt_rows(specs: list[str], cfg: InferConfig) -> list[tuple[dict, InferRe
 
 
 def _batch(engine, cfg: InferConfig, rows: list[tuple[dict, InferRequest]]) -> list[dict]:
+    """Answers are written as they finish, in the rows' order (each line flushed): an interrupted run (Ctrl-C, an
+    error) keeps every answer already made, and the log counts the rows left unanswered."""
     path = Path(cfg.result_path) if cfg.result_path else _default_result_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     requests = [request for _, request in rows]
-    responses = engine.infer(requests, RequestConfig.from_args(cfg))
-    results = []
+    done: dict[int, dict] = {}
+    results: list[dict] = []
     with path.open("w") as f:
-        for (original, _), response in zip(rows, responses):
-            record = {**original, "response": response.text}
-            results.append(record)
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            for i, response in engine.infer_iter(requests, RequestConfig.from_args(cfg)):
+                done[i] = {**rows[i][0], "response": response.text}
+                while len(results) in done:  # the next row in order is answered: write it
+                    _write_row(f, done[len(results)])
+                    results.append(done[len(results)])
+        except BaseException:
+            kept = [done[i] for i in sorted(done) if i >= len(results)]  # answered, waiting for an earlier row
+            for record in kept:
+                _write_row(f, record)
+            logger.warning(f"stopped: {len(results) + len(kept)} of {len(rows)} answers written to {path} (in the "
+                           f"rows' order; {len(rows) - len(done)} rows unanswered)")
+            raise
     logger.info(f"{len(results)} answers written to {path}")
     return results
+
+
+def _write_row(f: Any, record: dict) -> None:
+    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    f.flush()
 
 
 def _default_result_path(cfg: InferConfig) -> Path:
