@@ -9,10 +9,10 @@ def model_command(argv: list[str]) -> None:
         raise ConfigError("usage: swiftall model list")
     from ..models import list_models
 
-    print(f"{'name':<28} {'family':<10} {'hugging face id':<42} source")
-    for meta in sorted(list_models(), key=lambda m: m.name):
-        source = f"embedded ({meta.embedded_package})" if meta.embedded_package else "hub"
-        print(f"{meta.name:<28} {meta.family:<10} {meta.hf_id or '-':<42} {source}")
+    rows = [[meta.name, meta.family, meta.hf_id or "-",
+             f"embedded ({meta.embedded_package})" if meta.embedded_package else "hub"]
+            for meta in sorted(list_models(), key=lambda m: m.name)]
+    print(table(["name", "family", "hugging face id", "source"], rows))
 
 
 def dataset_command(argv: list[str]) -> None:
@@ -24,7 +24,7 @@ def dataset_command(argv: list[str]) -> None:
     task = argv[2] if len(argv) == 3 else None
     if task is not None and task not in TASKS:
         raise ConfigError(f"--task: {task!r} is not one of {', '.join(TASKS)}")
-    print(f"{'name':<24} {'task':<5} {'format':<15} {'where (hugging face id / modelscope id)':<60} description")
+    rows = []
     for meta in list_datasets():
         if task and meta.task != task:
             continue
@@ -35,4 +35,12 @@ def dataset_command(argv: list[str]) -> None:
         if meta.split != ("train",):
             extra.append("split " + ",".join(meta.split))
         note = f" ({'; '.join(extra)})" if extra else ""
-        print(f"{meta.name:<24} {meta.task:<5} {meta.format:<15} {where:<60} {meta.description}{note}")
+        rows.append([meta.name, meta.task, meta.format, where, f"{meta.description}{note}"])
+    print(table(["name", "task", "format", "where (hugging face id / modelscope id)", "description"], rows))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Columns as wide as their longest value (the last one left ragged), two spaces apart."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    lines = ["  ".join([*(f"{str(v):<{w}}" for v, w in zip(r, widths)), str(r[-1])]) for r in [headers, *rows]]
+    return "\n".join(line.rstrip() for line in lines)

@@ -49,10 +49,10 @@ def _huggingface(model_id: str, revision: Optional[str], local_only: bool) -> Pa
     except Exception as exc:  # LocalEntryNotFoundError, RepositoryNotFoundError, connection errors
         how = ("offline mode is on (HF_HUB_OFFLINE)" if local_only else "the Hugging Face Hub could not be reached "
                "or has no such repository")
-        raise ModelNotFoundError(
+        raise _not_found(
             f"model '{model_id}' is not in the Hugging Face cache ({cache}) and {how}: {type(exc).__name__}. "
             f"Fetch it on a connected machine with 'swiftall download --model {model_id}', or pass a local folder "
-            "or .gguf file to --model.") from None
+            "or .gguf file to --model.", model_id, str(cache), local_only) from None
 
 
 def _modelscope(model_id: str, revision: Optional[str], local_only: bool) -> Path:
@@ -67,7 +67,15 @@ def _modelscope(model_id: str, revision: Optional[str], local_only: bool) -> Pat
         return Path(snapshot_download(model_id, cache_dir=cache, **kwargs))
     except Exception as exc:
         where = cache or "~/.cache/modelscope/hub"
-        raise ModelNotFoundError(
+        raise _not_found(
             f"model '{model_id}' is not in the ModelScope cache ({where}) and ModelScope could not provide it "
             f"({type(exc).__name__}: {str(exc)[:200]}). Fetch it on a connected machine with "
-            f"'swiftall download --model {model_id} --hub modelscope', or pass a local folder.") from None
+            f"'swiftall download --model {model_id} --hub modelscope', or pass a local folder.", model_id, where,
+            local_only) from None
+
+
+def _not_found(message: str, model_id: str, cache: str, offline: bool) -> ModelNotFoundError:
+    """The error, with what a caller needs to give its own advice (`swiftall download` must not suggest itself)."""
+    error = ModelNotFoundError(message)
+    error.model_id, error.cache, error.offline = model_id, cache, offline  # type: ignore[attr-defined]
+    return error

@@ -7,6 +7,7 @@ from typing import Any
 from ..models import ModelInfo, resolve_model
 from ..models.registry import get_model_meta
 from ..tuners.runs import Run, agreed_base, parse_adapters, read_run, run_args  # noqa: F401  (run_args re-exported)
+from ..utils.errors import ConfigError
 
 
 def model_info(cfg: Any) -> ModelInfo:
@@ -58,3 +59,22 @@ def split_full_runs(cfg: Any) -> None:
     if not first.named and not is_adapter_dir(first.path) and (first.path / "config.json").is_file():
         cfg.model = str(first.path)
         cfg.adapters = list(cfg.adapters[1:])
+
+
+MEDIA_KINDS = ("images", "audios", "videos")
+
+
+def check_media_before_loading(cfg: Any, media: dict[str, list], requests: Any = ()) -> None:
+    """Images/audios/videos (from --images/--audios/--videos or from rows) for a text-only model are refused
+    before its weights load."""
+    given = {k for k, v in (media or {}).items() if v}
+    given |= {k for request in requests or () for k in MEDIA_KINDS if getattr(request, k, None)}
+    if not given:
+        return
+    info = model_info(cfg)
+    family = info.family
+    if family is not None and (family.multimodal or family.template_class):
+        return
+    kind = f"family {family.name}" if family is not None else "no multimodal family"
+    raise ConfigError(f"{info.name} is a text-only model ({kind}) but {', '.join(sorted(given))} were given; use a "
+                      "multimodal model (swiftall model list) or leave the media out")

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config.deploy import DeployConfig
+from ..tuners.runs import parse_adapters
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import fill_model_from_run, split_full_runs
+from .common import fill_model_from_run, names_a_model, split_full_runs
 
 logger = get_logger(__name__)
 
@@ -24,12 +25,8 @@ def prepare_deploy_config(config: Any) -> DeployConfig:
 def adapter_names(adapters: list[str]) -> tuple[list[str], bool]:
     """Names a request's `model` can choose, and whether the served name means the base model (all adapters
     named `name=DIR`) or the first adapter (an unnamed `--adapters DIR`, as `swiftall infer` uses it)."""
-    names, all_named = [], True
-    for i, item in enumerate(adapters):
-        name = item.split("=", 1)[0] if "=" in item else ("default" if i == 0 else f"adapter{i}")
-        all_named &= "=" in item
-        names.append(name)
-    return names, all_named
+    specs = parse_adapters(adapters)
+    return [spec.name for spec in specs], all(spec.named for spec in specs)
 
 
 def build_app(cfg: DeployConfig) -> tuple[Any, Any]:
@@ -48,22 +45,31 @@ def build_app(cfg: DeployConfig) -> tuple[Any, Any]:
 
 
 def _default_name(cfg: DeployConfig) -> str:
+    """The registered name when there is one (also for a run trained from it), else the model folder's name."""
+    for name in (cfg.model, cfg.model_type):
+        if name and names_a_model(name):
+            return name
     name = cfg.model_type or cfg.model or "model"
     return Path(name).name if Path(name).exists() else name
 
 
 def deploy_main(config: Any = None) -> None:
-    from ..serve.server import serve_forever
+    from ..serve.server import bind_socket, serve_forever
 
     started = time.perf_counter()
     cfg = prepare_deploy_config(config)
-    app, _engine = build_app(cfg)
+    sock = bind_socket(cfg.host, cfg.port)  # a port in use is found before the model loads
+    try:
+        app, _engine = build_app(cfg)
+    except BaseException:
+        sock.close()
+        raise
     name = app.state.handlers.settings.served_model_name
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
         logger.warning(f"serving on {cfg.host} without --api_key: anyone who can reach this port can use the model")
 
     def ready() -> None:
-        logger.info(f"serving '{name}' on http://{cfg.host}:{cfg.port}/v1 (ready in "
+        logger.info(f"serving '{name}' on http://{cfg.host}:{sock.getsockname()[1]}/v1 (ready in "
                     f"{time.perf_counter() - started:.1f}s); Ctrl-C stops after in-flight requests finish")
 
-    serve_forever(app, cfg.host, cfg.port, on_ready=ready)
+    serve_forever(app, cfg.host, cfg.port, on_ready=ready, sock=sock)

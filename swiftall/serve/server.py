@@ -1,10 +1,13 @@
 """Running the app: `serve_forever` for the deploy command, `ServerThread` for tests, notebooks and benchmarks."""
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from typing import Any, Optional
 
+from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 
 logger = get_logger(__name__)
@@ -18,13 +21,31 @@ def uvicorn_config(app: Any, host: str, port: int, **kwargs: Any) -> Any:
                           access_log=False, **kwargs)
 
 
-def serve_forever(app: Any, host: str, port: int, on_ready: Optional[Any] = None) -> None:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening address, bound now: a port in use is reported at once (before a model loads), and uvicorn
+    then serves on this very socket."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "is in use (another server, or an earlier swiftall deploy, listens there)" \
+            if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror or exc}"
+        raise ConfigError(f"--port {port}: {host}:{port} {why}; stop that program or pass another --port") from None
+    return sock
+
+
+def serve_forever(app: Any, host: str, port: int, on_ready: Optional[Any] = None,
+                  sock: Optional[socket.socket] = None) -> None:
+    """Serve until Ctrl-C/SIGTERM, on `sock` when given (see bind_socket), else on host:port."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn_config(app, host, port))
     if on_ready is not None:
         threading.Thread(target=_when_started, args=(server, on_ready), daemon=True).start()
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)
 
 
 def _when_started(server: Any, callback: Any) -> None:

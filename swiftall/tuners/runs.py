@@ -92,8 +92,8 @@ def read_run(folder: str | Path, label: str) -> Run:
     elif (folder / "config.json").is_file():
         kind = "full"
     else:
-        raise ConfigError(f"{label}: {folder} is neither a LoRA run ({ADAPTER_FILE}) nor a model folder "
-                          "(config.json); give a run folder or one of its checkpoint-N folders")
+        raise ConfigError(f"{label}: cannot tell its base model: {folder} holds neither {ADAPTER_FILE} (a LoRA run) "
+                          "nor config.json (a model); give a run folder or one of its checkpoint-N folders")
     return Run(folder, kind, _base(folder, saved) if kind == "adapter" else None, saved.get("model_type"),
                saved.get("system"), tuple(saved.get("start_adapters") or ()))
 
