@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
     "template": ("TemplateShowConfig", "swiftall.pipelines.template_show", "template_main",
                  "show encoded rows with trained tokens marked: swiftall template show"),
     "deploy": ("DeployConfig", "swiftall.pipelines.deploy", "deploy_main", "serve a model over an OpenAI-compatible API"),
+    "webui": ("WebuiConfig", "swiftall.pipelines.webui", "webui_main", "a web page: chat, train, runs, export, deploy"),
     "model": (None, "swiftall.cli.listing", "model_command", "list registered models: swiftall model list"),
     "dataset": (None, "swiftall.cli.listing", "dataset_command", "list registered datasets: swiftall dataset list"),
     "demo": (None, "swiftall.pipelines.demo", "demo_main", "the end-to-end demo on the embedded model"),

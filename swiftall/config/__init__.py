@@ -6,6 +6,7 @@ from .deploy import DeployConfig
 from .eval import EvalConfig
 from .export import ExportConfig
 from .rlhf import DpoConfig, RlhfConfig
+from .webui import WebuiConfig
 
 BaseConfig = Config  # the name earlier code used
 
