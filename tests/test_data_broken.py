@@ -11,12 +11,13 @@ from swiftall.config import SftConfig
 from swiftall.data import build_datasets
 from swiftall.data.build import canonical_datasets
 from swiftall.data.report import DataReport
-from swiftall.utils.errors import DataError
+from swiftall.utils.errors import ConfigError, DataError
 
 BROKEN = Path(__file__).parent / "data" / "broken"
 CASES = json.loads((BROKEN / "cases.json").read_text())
 ROW_CASES = sorted(n for n, c in CASES.items() if not c.get("encoded") and c["line"] and not c.get("whole_file"))
 ENCODED_CASES = sorted(n for n, c in CASES.items() if c.get("encoded"))
+WHOLE_FILE_CASES = sorted(n for n, c in CASES.items() if c.get("whole_file"))
 
 
 def config(name, strict=True, **extra):
@@ -60,9 +61,49 @@ def test_non_strict_skips_and_counts_every_bad_row(name):
         assert str(case["line"]) not in kept_lines
 
 
-def test_whole_file_problems_stop_even_without_strict():
-    with pytest.raises(DataError, match=r"bad_document.json:3: invalid JSON"):
-        canonical_datasets(config("bad_document.json", strict=False), DataReport(), "sft")
+@pytest.mark.parametrize("name", WHOLE_FILE_CASES)
+@pytest.mark.parametrize("strict", [True, False])
+def test_whole_file_problems_stop_naming_the_file_even_without_strict(name, strict):
+    case = CASES[name]
+    with pytest.raises(DataError) as info:
+        canonical_datasets(config(name, strict=strict), DataReport(), case["task"])
+    message = str(info.value)
+    assert message.startswith(f"{BROKEN / name}{':' + str(case['line']) if case['line'] else ''}: "), message
+    for text in case["says"]:
+        assert text in message, (text, message)
+
+
+def test_an_empty_folder_and_an_unreadable_file_are_named(tmp_path, monkeypatch):
+    empty = tmp_path / "nothing_here"
+    empty.mkdir()
+    with pytest.raises(DataError, match=rf"{empty}: the folder holds no .jsonl/.json/.csv/.tsv/.parquet files"):
+        canonical_datasets(SftConfig.from_any({"model": "m", "dataset": [str(empty)]}), DataReport(), "sft")
+    locked = tmp_path / "locked.jsonl"
+    locked.write_text('{"query": "Hi", "response": "Hello"}\n')
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("swiftall.data.read.open", refuse, raising=False)  # as a file without read permission
+    with pytest.raises(DataError, match=rf"{locked}: cannot be read \(Permission denied\)"):
+        canonical_datasets(SftConfig.from_any({"model": "m", "dataset": [str(locked)], "strict": False}),
+                           DataReport(), "sft")
+
+
+def test_a_rename_onto_an_existing_column_is_refused(tmp_path):
+    data = tmp_path / "both.jsonl"
+    data.write_text(json.dumps({"query": "Hi", "a": "Hello", "response": "old answer"}) + "\n")
+    for strict in (True, False):
+        cfg = SftConfig.from_any({"model": "m", "dataset": [str(data)], "columns": {"a": "response"},
+                                  "strict": strict})
+        with pytest.raises(ConfigError, match=rf"{data}:1: --columns renames 'a' to 'response', but the row already "
+                                              "has a 'response' column"):
+            canonical_datasets(cfg, DataReport(), "sft")
+    swapped = SftConfig.from_any({"model": "m", "dataset": [str(data)], "columns": {"a": "response",
+                                                                                   "response": "old"}})
+    train, _ = canonical_datasets(swapped, DataReport(), "sft")
+    sample = json.loads(train[0]["sample"])
+    assert sample["messages"][1]["content"] == "Hello" and sample["old"] == "old answer"
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +148,7 @@ def test_every_row_dropped_stops_with_the_counts(template, tmp_path):
     assert "every training row was dropped (3 read)" in message and "dropped 3" in message
     for line in (1, 2, 3):
         assert f"all_dropped.jsonl:{line}:" in message
-    with pytest.raises(DataError, match="no rows found"):
+    with pytest.raises(DataError, match="empty_file.jsonl: the file holds no rows"):
         build("empty_file.jsonl", template, "delete", tmp_path)
 
 

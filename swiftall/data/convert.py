@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..utils.errors import DataError
+from ..utils.errors import ConfigError, DataError
 from .read import Row
 
 ROLE_NAMES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
@@ -23,10 +23,22 @@ ROLE_NAMES = {"system": "system", "user": "user", "human": "user", "assistant": 
 MEDIA_KINDS = {"image": "images", "audio": "audios", "video": "videos"}
 
 
-def rename_columns(row: Row, columns: dict[str, str]) -> None:
-    for old, new in columns.items():
-        if old in row.data and old != new:
-            row.data[new] = row.data.pop(old)
+def rename_columns(row: Row, columns: dict[str, str], flag: str = "--columns") -> None:
+    """Rename a row's columns all at once (so {"a": "b", "b": "c"} swaps cleanly). A rename onto a column the row
+    already has and keeps is refused, as `datasets`' rename_columns (and so ms-swift) refuses it: one of the two
+    would be lost silently. Raised as ConfigError, so it stops even with --strict false."""
+    moves = {old: new for old, new in columns.items() if old in row.data and old != new}
+    if not moves:
+        return
+    clash = [new for new in moves.values() if new in row.data and new not in moves]
+    if clash:
+        old = next(o for o, n in moves.items() if n == clash[0])
+        raise ConfigError(f"{row.where}: {flag} renames '{old}' to '{clash[0]}', but the row already has a "
+                          f"'{clash[0]}' column; rename that one too (e.g. {{\"{clash[0]}\": \"{clash[0]}_old\"}}) "
+                          f"or drop the rename of '{old}'")
+    values = {old: row.data.pop(old) for old in moves}
+    for old, new in moves.items():
+        row.data[new] = values[old]
 
 
 def to_messages(row: Row, task: str = "sft") -> dict[str, Any]:

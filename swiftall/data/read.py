@@ -64,7 +64,8 @@ def read_path(path: Path) -> Iterator[Row]:
     elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
         if not files:
-            raise DataError(f"{path}: folder holds no {'/'.join(SUFFIXES)} files")
+            raise DataError(f"{path}: the folder holds no {'/'.join(SUFFIXES)} files; put the data files in it or "
+                            "name the files in --dataset")
         for file in files:
             yield from read_file(file)
     else:
@@ -72,19 +73,32 @@ def read_path(path: Path) -> Iterator[Row]:
 
 
 def read_file(path: Path) -> Iterator[Row]:
-    name = str(path)
+    """Rows of one data file; a file that cannot be read or holds no rows stops the run, naming the file."""
+    count = 0
+    try:
+        for row in _rows_of(path):
+            count += 1
+            yield row
+    except OSError as exc:  # permissions, a file removed while reading, an I/O error
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check that the file exists and that you "
+                        "may read it") from None
+    if count == 0:
+        raise DataError(f"{path}: the file holds no rows (it is empty, only whitespace, an empty list or a header "
+                        "without rows); add rows or leave it out of --dataset")
+
+
+def _rows_of(path: Path) -> Iterator[Row]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        yield from _read_jsonl(path)
-    elif suffix == ".json":
-        yield from _read_json(path)
-    elif suffix in (".csv", ".tsv"):
-        yield from _read_csv(path, "\t" if suffix == ".tsv" else ",")
-    elif suffix == ".parquet":
-        yield from _read_parquet(path)
-    else:
-        raise DataError(f"{name}: unsupported file type '{suffix}'; use {', '.join(SUFFIXES)}, a folder of them, "
-                        "or a folder written by datasets' save_to_disk")
+        return _read_jsonl(path)
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(path, "\t" if suffix == ".tsv" else ",")
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    raise DataError(f"{path}: unsupported file type '{suffix or '(none)'}'; use {', '.join(SUFFIXES)}, a folder of "
+                    "them, or a folder written by datasets' save_to_disk")
 
 
 def _read_text(path: Path) -> str:

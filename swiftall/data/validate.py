@@ -1,7 +1,8 @@
 """Checks on canonical samples. Each problem names file:line and field and says what to do.
 
 Media *paths* are checked here (tags against counts, relative paths resolved against the dataset file's folder,
-missing files, files that are not images); decoding media is the multimodal template's job.
+missing files, files that are not the image, audio or video their field says, media_check.py); decoding
+media is the multimodal template's job.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Optional
 from ..templates import TemplateError
 from ..templates.grounding import check_inside, parse_objects
 from ..utils.errors import DataError
+from .media_check import media_problem
 from .read import Row
 
 MEDIA = {"images": "<image>", "audios": "<audio>", "videos": "<video>"}
@@ -63,6 +65,11 @@ def _check_task_fields(row: Row, sample: dict[str, Any], task: str) -> None:
     rejected = sample.get("rejected_response")
     if rejected is not None and (not isinstance(rejected, str) or not rejected.strip()):
         raise DataError(f"{row.where}: field 'rejected_response' must be non-empty text")
+    if rejected is not None and not sample.get("rejected_messages") and \
+            rejected.strip() == (sample["messages"][-1].get("content") or "").strip():
+        field = "rejected_response" if "rejected_response" in row.data else "rejected"
+        raise DataError(f"{row.where}: field '{field}': the chosen and rejected answers are identical, so the pair "
+                        "teaches no preference; give a worse rejected answer or remove the row")
     if task in PREFERENCE_TASKS and rejected is None and not sample.get("rejected_messages"):
         raise DataError(f"{row.where}: a preference row needs a rejected answer: give 'chosen' and 'rejected' "
                         "(or 'rejected_response')")
@@ -98,14 +105,17 @@ def _check_media_path(row: Row, where: str, item: str, field: str) -> str:
         return item
     path = Path(item).expanduser()
     path = path if path.is_absolute() else row.base_dir / path
-    if not path.is_file():
+    if not (path.is_file() or (field == "videos" and path.is_dir())):  # a video may be a folder of frames
         raise DataError(f"{row.where}: field '{where}': file not found: {path} (relative paths are resolved "
                         f"against the dataset file's folder {row.base_dir})")
     if field == "images":
         problem, _ = _image_header(str(path), path.stat().st_mtime_ns)
-        if problem:
-            raise DataError(f"{row.where}: field '{where}': {path} cannot be read as an image ({problem}); replace "
-                            "the file or remove the row")
+    else:
+        problem = media_problem(path, field)
+    if problem:
+        kind = {"images": "an image", "audios": "audio", "videos": "a video"}[field]
+        raise DataError(f"{row.where}: field '{where}': {path} cannot be read as {kind} ({problem}); replace "
+                        "the file or remove the row")
     return str(path)
 
 
