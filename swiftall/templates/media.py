@@ -201,7 +201,7 @@ def decode_audio(data: bytes):
         dtype, offset, scale = kinds[width]
         samples = (np.frombuffer(frames, dtype=dtype).astype(np.float32) - offset) / scale
         return samples.reshape(-1, channels), rate
-    soundfile = require("soundfile", "audio", "reading non-WAV audio")
+    soundfile = require("soundfile", "multimodal", "reading non-WAV audio")
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32")
     except Exception as exc:
@@ -210,15 +210,15 @@ def decode_audio(data: bytes):
 
 
 def resample(samples: Any, rate: int, target: int):
-    """Linear-interpolation resampling (enough for speech features; no extra dependency)."""
+    """Resample with soxr (the SoX resampler, librosa's default; high quality, band-limited) to the feature
+    extractor's rate; linear interpolation would alias speech above the new Nyquist frequency."""
     import numpy as np
 
     samples = np.asarray(samples, dtype=np.float32)
     if rate == target:
         return samples
-    n = max(1, int(round(len(samples) * target / rate)))
-    positions = np.linspace(0, len(samples) - 1, n)
-    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+    soxr = require("soxr", "multimodal", f"resampling audio from {rate} Hz to the model's {target} Hz")
+    return soxr.resample(samples, rate, target, quality="HQ").astype(np.float32, copy=False)
 
 
 # ---- video ----------------------------------------------------------------------------------------
@@ -226,62 +226,103 @@ def load_video(item: Any, options: Optional[MediaOptions] = None):
     """-> a list of RGB PIL frames, sampled at --fps and capped at --max_frames.
 
     Accepts a list of frames or frame paths, a folder of frame images, an animated GIF/WebP, or (with PyAV
-    installed) any video file."""
+    installed) any video file. Only the sampled frames are read and converted to images."""
     options = options or MediaOptions()
-    if isinstance(item, (list, tuple)):
-        frames, native_fps = [load_image(f, options) for f in item], None
-    elif _is_array(item) and getattr(item, "ndim", 0) == 4:
-        frames, native_fps = [load_image(f, options) for f in item], None
+    if isinstance(item, (list, tuple)) or (_is_array(item) and getattr(item, "ndim", 0) == 4):
+        index = frame_indices(len(item), None, options.fps, options.max_frames)
+        frames = [load_image(item[i], options) for i in index]
     elif isinstance(item, (str, Path)) and Path(str(item)).is_dir():
         files = sorted(p for p in Path(str(item)).iterdir() if p.suffix.lower() in VIDEO_FRAME_SUFFIXES)
         if not files:
             raise MediaError(f"the folder {item} holds no frame images ({', '.join(VIDEO_FRAME_SUFFIXES)})")
-        frames, native_fps = [load_image(f, options) for f in files], None
+        frames = [load_image(files[i], options) for i in frame_indices(len(files), None, options.fps,
+                                                                        options.max_frames)]
     elif isinstance(item, (str, Path, bytes, bytearray)):
         data = bytes(item) if isinstance(item, (bytes, bytearray)) else read_bytes(item)
-        frames, native_fps = _decode_video(data)
-        frames = [fit_pixels(f, options) for f in frames]
+        frames = [fit_pixels(f, options) for f in _decode_video(data, options)]
     else:
         raise MediaError(f"a video must be a path, URL, frame list or folder of frames, got {type(item).__name__}")
     if not frames:
         raise MediaError("the video has no frames")
-    return sample_frames(frames, native_fps, options.fps, options.max_frames)
+    return frames
 
 
-def sample_frames(frames: list, native_fps: Optional[float], fps: Optional[float], max_frames: Optional[int]) -> list:
-    """Keep frames at `fps` (when the clip's own rate is known), then at most `max_frames` evenly spread."""
-    index = list(range(len(frames)))
+def frame_indices(total: int, native_fps: Optional[float], fps: Optional[float],
+                  max_frames: Optional[int]) -> list[int]:
+    """Which of `total` frames to keep: one per 1/fps seconds (when the clip's own rate is known), then at most
+    `max_frames` evenly spread."""
+    index = list(range(total))
     if fps and native_fps and fps < native_fps:
         step = native_fps / fps
-        index = sorted({int(i * step) for i in range(math.ceil(len(frames) / step - 1e-6))})
+        index = sorted({int(i * step) for i in range(math.ceil(total / step - 1e-6))})
     if max_frames and len(index) > max_frames:
         index = [index[int(i * len(index) / max_frames)] for i in range(max_frames)]
-    return [frames[i] for i in index]
+    return index
 
 
-def _decode_video(data: bytes) -> tuple[list, Optional[float]]:
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+def _decode_video(data: bytes, options: MediaOptions) -> list:
+    from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise MediaError("the video file is empty")
     try:
         image = Image.open(io.BytesIO(data))
-        frames = [f.convert("RGB") for f in ImageSequence.Iterator(image)]
-        duration_ms = image.info.get("duration") or 0
-        return frames, (1000.0 / duration_ms if duration_ms else None)
     except UnidentifiedImageError:
-        pass
+        return _decode_av(data, options)
     except (OSError, ValueError) as exc:
         raise MediaError(f"not a readable video ({exc})") from None
-    av = require("av", "video", "decoding video files (mp4, webm, ...)")
+    duration_ms = image.info.get("duration") or 0
+    index = frame_indices(getattr(image, "n_frames", 1), 1000.0 / duration_ms if duration_ms else None,
+                          options.fps, options.max_frames)
+    frames = []
+    try:
+        for i in index:  # an animated GIF/WebP: seek to the sampled frames only
+            image.seek(i)
+            frames.append(image.convert("RGB"))
+    except (OSError, EOFError, ValueError) as exc:
+        raise MediaError(f"not a readable video ({exc})") from None
+    return frames
+
+
+def _decode_av(data: bytes, options: MediaOptions) -> list:
+    """A video file through PyAV: the sampled frame indices are computed from the stream's frame count and rate
+    before decoding; frames are decoded in order (a frame between key frames needs its predecessors) up to the
+    last sampled one, and only sampled frames are converted to images and kept."""
+    av = require("av", "multimodal", "decoding video files (mp4, webm, ...)")
     try:
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.video[0]
-            frames = [f.to_image() for f in container.decode(stream)]
+            stream.thread_type = "AUTO"
             rate = float(stream.average_rate) if stream.average_rate else None
+            total = stream.frames or _estimated_frames(container, stream, rate)
+            if not total:  # no count in the container: decode all, then sample
+                frames = [f.to_image() for f in container.decode(stream)]
+                return [frames[i] for i in frame_indices(len(frames), rate, options.fps, options.max_frames)]
+            wanted = frame_indices(total, rate, options.fps, options.max_frames)
+            return _decode_at(container.decode(stream), wanted)
+    except MediaError:
+        raise
     except Exception as exc:
         raise MediaError(f"not a readable video ({exc})") from None
-    return frames, rate
+
+
+def _estimated_frames(container: Any, stream: Any, rate: Optional[float]) -> int:
+    if not rate:
+        return 0
+    if stream.duration is not None and stream.time_base is not None:
+        return int(float(stream.duration * stream.time_base) * rate)
+    return int(container.duration / 1_000_000 * rate) if container.duration else 0
+
+
+def _decode_at(decoded: Any, wanted: list[int]) -> list:
+    keep, frames = set(wanted), []
+    last = wanted[-1] if wanted else -1
+    for i, frame in enumerate(decoded):
+        if i in keep:
+            frames.append(frame.to_image())
+        if i >= last:
+            break
+    return frames
 
 
 # ---- a row's media ---------------------------------------------------------------------------------
