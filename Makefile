@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.swiftall-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/swiftall demo
 
-test: install
+# Debian's headless Chromium and its driver for the web UI's browser tests (they skip, saying why, without them)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "chromium could not be installed: the web UI's browser tests will be skipped"
+
+test: install browser
 	$(PY) -m pytest -q -ra
 
 bench: install
