@@ -1,6 +1,7 @@
 """Steps shared by the pipelines: model resolution from configs and from run folders."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,13 @@ def check_media_before_loading(cfg: Any, media: dict[str, list], requests: Any =
     kind = f"family {family.name}" if family is not None else "no multimodal family"
     raise ConfigError(f"{info.name} is a text-only model ({kind}) but {', '.join(sorted(given))} were given; use a "
                       "multimodal model (swiftall model list) or leave the media out")
+
+
+def beside_run(adapter_item: str, suffix: str) -> Path:
+    """Where an export of an --adapters value goes by default: RUN-<suffix> beside RUN, and
+    RUN-checkpoint-N-<suffix> beside RUN for a checkpoint (never inside the run folder, which infer and
+    --resume_from_checkpoint read)."""
+    adapter = parse_adapters([adapter_item])[0].path.resolve()
+    if re.fullmatch(r"checkpoint-\d+", adapter.name):
+        return adapter.parent.parent / f"{adapter.parent.name}-{adapter.name}-{suffix}"
+    return adapter.parent / f"{adapter.name}-{suffix}"
