@@ -12,6 +12,8 @@ from ..utils.errors import SwiftallError
 # command -> (config class in swiftall.config, pipeline module, entry function, one-line description)
 COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
     "sft": ("SftConfig", "swiftall.pipelines.sft", "sft_main", "fine-tune a model (full or LoRA)"),
+    "pt": ("PtConfig", "swiftall.pipelines.pt", "pt_main", "continued pre-training on plain text"),
+    "tuners": (None, "swiftall.cli.tuners", "tuners_command", "the tuners and what each combines with"),
     "rlhf": ("RlhfConfig", "swiftall.pipelines.rlhf", "rlhf_main",
              "align: dpo, kto, cpo, simpo, orpo, rm, ppo, grpo, gkd"),
     "dpo": ("DpoConfig", "swiftall.pipelines.rlhf", "dpo_main", "DPO (shortcut of rlhf --rlhf_type dpo)"),
