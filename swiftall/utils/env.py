@@ -44,3 +44,10 @@ def no_color() -> bool:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def quiet_gradio(temp_dir: str) -> None:
+    """Set before gradio is imported (the web UI): no analytics or version check, uploads kept under temp_dir."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["GRADIO_TEMP_DIR"] = temp_dir
