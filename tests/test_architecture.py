@@ -19,7 +19,8 @@ ALLOWED = {
     "infer": MIDDLE | {"templates", "tuners", "infer"},
     "eval": MIDDLE | {"templates", "data", "infer", "eval"},
     "export": MIDDLE | {"templates", "tuners", "export"},
-    "pipelines": MIDDLE | {"templates", "tuners", "data", "train", "infer", "eval", "export", "pipelines", "serve"},
+    "pipelines": MIDDLE | {"templates", "tuners", "data", "train", "infer", "eval", "export", "pipelines", "serve",
+                  "webui"},
     "serve": MIDDLE | {"templates", "infer", "serve"},
     "webui": MIDDLE | {"templates", "infer", "pipelines", "webui"},
     "cli": None,  # the top: anything, imported on demand
