@@ -5,14 +5,15 @@ the native backend; generation with the chat template and exact match). Results 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..utils.errors import ConfigError, DataError
 from ..utils.optional import require
 from .loading import EvalTask
+from .stats import score_entry
 
 
 def local_task_config(task: EvalTask, folder: Path, max_new_tokens: int) -> dict[str, Any]:
@@ -68,15 +69,6 @@ def lm_eval_model(cfg: Any, generative: bool) -> Any:
                 trust_remote_code=bool(cfg.trust_remote_code))
 
 
-def _entry(value: float, stderr: Optional[float], n: int) -> dict[str, Any]:
-    if stderr is None or isinstance(stderr, str) or math.isnan(stderr):
-        ci = [None, None]
-    else:
-        ci = [round(max(0.0, value - 1.96 * stderr), 6), round(min(1.0, value + 1.96 * stderr), 6)]
-    return {"value": round(float(value), 6), "ci95": ci, "ci_method": "lm_eval stderr (normal)", "n": n,
-            "higher_is_better": True}
-
-
 def run_lm_eval_task(task: EvalTask, cfg: Any, lm: Any, max_new_tokens: int, folder: Path) -> dict[str, Any]:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -88,6 +80,7 @@ def run_lm_eval_task(task: EvalTask, cfg: Any, lm: Any, max_new_tokens: int, fol
             raise ConfigError(f"--eval_backend lm_eval: {task.name} has no lm-evaluation-harness task; use the "
                               "native backend")
         generative = task.eval_type != "mcq"
+        started = time.perf_counter()
         try:
             out = simple_evaluate(model=lm, tasks=[spec], num_fewshot=int(cfg.eval_num_fewshot or 0) or None,
                                   limit=None if local else (int(cfg.eval_limit) if cfg.eval_limit else None),
@@ -96,19 +89,22 @@ def run_lm_eval_task(task: EvalTask, cfg: Any, lm: Any, max_new_tokens: int, fol
         except (ConnectionError, OSError) as exc:
             raise DataError(f"--eval_backend lm_eval: {task.name}: lm-evaluation-harness could not load its data "
                             f"({type(exc).__name__}: {str(exc)[:200]}); offline, give a local file") from None
+    seconds = time.perf_counter() - started
     name = spec["task"] if isinstance(spec, dict) else spec
     results, samples = out["results"][name], out["samples"][name]
+    names = [k.partition(",")[0] for k, v in results.items() if isinstance(v, (int, float)) and
+             not k.partition(",")[0].endswith("_stderr") and k.partition(",")[0] != "sample_len"]
     metrics = {}
-    for key, value in results.items():
-        metric, _, flt = key.partition(",")
-        if metric.endswith("_stderr") or metric == "alias" or not isinstance(value, (int, float)):
-            continue
-        metrics[metric] = _entry(value, results.get(f"{metric}_stderr,{flt}"), len(samples))
+    for metric in names:   # intervals from the per-sample scores, the same way as the native backend
+        values = [float(s[metric]) for s in samples if isinstance(s.get(metric), (int, float, bool))]
+        metrics[metric] = {**score_entry(values, float(results[f"{metric},none"]) if f"{metric},none" in results
+                                         else None, seed=int(cfg.eval_seed)), "higher_is_better": True}
     _write_samples(task, samples, folder / "predictions" / f"{task.name}.jsonl", list(metrics))
     return {"eval_type": task.eval_type, "mode": "loglik" if not generative else "generate",
             "chat_template": generative, "primary": next(iter(metrics)), "metrics": metrics, "subsets": {},
             "macro_average": None, "n": len(samples), "source": task.source, "data_hash": task.data_hash,
-            "num_fewshot": int(cfg.eval_num_fewshot or 0), "backend": "lm_eval", "warnings": []}
+            "num_fewshot": int(cfg.eval_num_fewshot or 0), "backend": "lm_eval", "warnings": [],
+            "seconds": round(seconds, 3), "items_per_s": round(len(samples) / seconds, 3) if seconds else None}
 
 
 def _write_samples(task: EvalTask, samples: list[dict], path: Path, metrics: list[str]) -> None:
