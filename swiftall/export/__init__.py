@@ -1,4 +1,5 @@
-"""Export: LoRA merge (quantization and GGUF come later)."""
+"""Export: LoRA merge, quantization (GPTQ/AWQ/bnb/FP8), GGUF and Ollama files, the check against the original."""
 from .merge import merge_lora
+from .options import ExportOptions
 
-__all__ = ["merge_lora"]
+__all__ = ["merge_lora", "ExportOptions"]
