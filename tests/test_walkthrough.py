@@ -82,6 +82,7 @@ def test_the_multimodal_walkthrough_runs_as_written(smol_dir, tmp_path):
     assert adapter["lora_dropout"] == 0.05 and adapter["r"] == 8 and adapter["lora_alpha"] == 32
     saved = json.loads((run / "args.json").read_text())
     assert saved["gradient_checkpointing"] is True and saved["dataset"][-1] == "./processed_data"
+    assert saved["model_path"] == str((root / "qwen2-vl").resolve())  # found again from any folder
     assert list((run / "runs").rglob("events.out.tfevents.*")), "no TensorBoard events"
 
     board = _run(root, [str(Path(sys.executable).parent / "tensorboard"), *TENSORBOARD.split()])
@@ -167,6 +168,9 @@ def test_deploy_takes_the_base_from_named_runs_and_they_must_agree(tmp_path):
     assert f"c={other}" in str(info.value) and "another-model" in str(info.value)
     with pytest.raises(ConfigError, match=f"--adapters a={tmp_path}/none: no such folder"):
         prepare_deploy_config({"adapters": [f"a={tmp_path}/none"]})
+    relative = _fake_run(tmp_path / "run4", "my-local-model")  # a base folder given relative to another folder
+    with pytest.raises(ConfigError, match="its base model my-local-model .* is not found from"):
+        prepare_deploy_config({"adapters": [str(relative)]})
 
 
 def test_dpo_from_an_sft_run_takes_its_base_and_keeps_model_type_as_the_family(tmp_path):

@@ -119,12 +119,23 @@ def agreed_base(runs: Sequence[tuple[str, Run]]) -> Run:
     if first.base is None:
         raise ConfigError(f"{label}: cannot tell its base model (no args.json, and adapter_config.json names none); "
                           "pass --model too")
+    if _missing_folder(first.base):
+        raise ConfigError(f"{label}: its base model {first.base} (from the run's args.json) is not found from "
+                          f"{Path.cwd()}; run from the folder the training ran in, or pass --model DIR")
     for other_label, other in runs[1:]:
         if other.base_key() != first.base_key():
             raise ConfigError(f"{label} and {other_label} were trained on different base models "
                               f"({_describe(first)} vs {_describe(other)}); serve them from separate commands, "
                               "or pass --model to choose the base")
     return first
+
+
+def _missing_folder(base: str) -> bool:
+    """A relative folder name that does not exist here (a registered name or a hub id 'org/name' may)."""
+    from ..models.registry import get_model_meta
+
+    path = Path(base).expanduser()
+    return not path.is_absolute() and not path.exists() and get_model_meta(base) is None and base.count("/") != 1
 
 
 def _describe(run: Run) -> str:
