@@ -69,3 +69,26 @@ def test_per_sample_sdpa_equals_padded(tmp_path):
     assert use_varlen_attention(model) and model.config._attn_implementation == "sdpa_varlen"
     assert torch.allclose(model(**PaddingFreeCollator()(ROWS)).loss, expected, atol=1e-6)
     assert torch.allclose(model(**padded).loss, expected, atol=1e-6)  # right-padded eval batches stay exact
+
+
+def test_sft_packing_trains_on_rows_packed_by_trl(tiny_dir, write_jsonl, tmp_path):
+    from swiftall import sft_main
+
+    rows = [{"messages": [{"role": "user", "content": f"Say {w}"}, {"role": "assistant", "content": f"{w} {w}!"}]}
+            for w in ["apple", "river", "stone", "cloud", "green", "quick", "silver", "table"]]
+    summary = sft_main({"model": str(tiny_dir), "dataset": [str(write_jsonl(rows))], "output_dir": str(tmp_path / "o"),
+                        "packing": True, "max_length": 128, "num_train_epochs": 1, "per_device_train_batch_size": 1,
+                        "logging_steps": 1, "save_steps": 100, "report_to": ["none"]})
+    # 8 rows of about 37 tokens fit into 3 rows of at most 128: one step per packed row, every token trained once
+    assert summary["global_step"] == 3 and summary["rows"]["train"] == 8
+    assert summary["tokens"] == sum(_lengths(tiny_dir, rows))
+
+
+def _lengths(tiny_dir, rows):
+    from transformers import AutoTokenizer
+
+    from swiftall.models import resolve_model
+    from swiftall.templates import get_template
+
+    template = get_template(AutoTokenizer.from_pretrained(tiny_dir), resolve_model(str(tiny_dir)), max_length=128)
+    return [len(template.encode(r["messages"]).input_ids) for r in rows]

@@ -51,31 +51,22 @@ class PaddingFreeCollator:
         return {"input_ids": torch.tensor([ids], dtype=torch.long), "labels": labels_t, "position_ids": position_t}
 
 
-def pack_rows(rows: Any, max_length: int) -> list[dict[str, Any]]:
-    """First-fit-decreasing bin packing of encoded rows into rows of at most max_length tokens.
+def pack_rows(rows: Any, max_length: int) -> Any:
+    """Pack encoded rows into rows of at most max_length tokens with TRL's `pack_dataset` (best-fit decreasing).
 
-    `rows` is a list of dicts or a `datasets.Dataset` (read column-wise, once). Each packed row keeps `segments`
-    (the sample lengths) so attention stays within each sample."""
+    Kept over swiftall's former first-fit-decreasing loop as measured on benchmarks/bench_sft.py's rows (sft.jsonl,
+    SmolLM2 template, --max_length 512): both pack the 192 bench rows into the same 43 rows, 98.4% full, so a
+    training step does the same work; at 2,000 rows TRL took 0.27 s against 0.98 s (427 rows each), and it grows
+    as n log n where the loop grew as n x rows. Per-sample attention needs nothing of our own: TRL's seq_lengths
+    become `segments`, from which PaddingFreeCollator restarts the position ids, so no token attends across
+    samples. `rows` is a `datasets.Dataset` or a sequence of dicts; the result is a `datasets.Dataset`."""
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
     if hasattr(rows, "column_names"):
-        ids, labels = rows["input_ids"], rows["labels"]
-        sources = rows["source"] if "source" in rows.column_names else ["?"] * len(ids)
+        table = rows.select_columns(["input_ids", "labels"])
     else:
-        ids, labels = [r["input_ids"] for r in rows], [r["labels"] for r in rows]
-        sources = [r.get("source", "?") for r in rows]
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-    bins: list[list[int]] = []
-    room: list[int] = []
-    for i in order:
-        n = len(ids[i])
-        for b, free in enumerate(room):
-            if n <= free:
-                bins[b].append(i)
-                room[b] -= n
-                break
-        else:
-            bins.append([i])
-            room.append(max_length - n)
-    return [{"input_ids": [t for i in members for t in ids[i]],
-             "labels": [t for i in members for t in labels[i]],
-             "segments": [len(ids[i]) for i in members],
-             "source": ", ".join(str(sources[i]) for i in members)} for members in bins]
+        table = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
+    # one map batch holds every row, so rows from anywhere in the data can share a packed row
+    packed = pack_dataset(table, max_length, strategy="bfd", map_kwargs={"batch_size": max(len(table), 1)})
+    return packed.rename_column("seq_lengths", "segments")
