@@ -146,3 +146,33 @@ def test_eval_main_on_a_tiny_model(tiny_dir, write_jsonl, tmp_path, capsys):
     assert all(len(x["loglikelihoods"]) == 3 and x["extracted"] in "ABC" for x in mc_lines)
     assert report["config"]["generation"]["max_new_tokens"] == 4 and report["config"]["model"] == str(tiny_dir)
     assert "exact_match *" in capsys.readouterr().out
+
+
+def test_multiple_choice_by_generation_and_few_shot_prompts(write_jsonl, tmp_path):
+    path = write_jsonl([{"question": f"Capital of {c}?", "choices": ["Oslo", city], "answer": 1, "id": c}
+                        for c, city in list(CAPITALS.items())[:4]], "mc.jsonl")
+    seen = []
+
+    def answer(question):
+        seen.append(question)
+        return "<think>B looks right</think>Answer: B" if "France" in question else "A"
+
+    task = load_task(str(path), CFG, None, None, 0, {})
+    folder = new_run_dir(tmp_path)
+    settings = RunSettings(RequestConfig(max_new_tokens=8, temperature=0), num_fewshot=2, progress=False)
+    engine = ScriptedEngine(answer)
+    engine.messages = []
+    original = engine.infer
+
+    def recording(requests, config=None):
+        engine.messages.extend(r.messages for r in requests)
+        return original(requests, config)
+
+    engine.infer = recording
+    report = evaluate(engine, [task], settings, folder, {}, requested_mode="generate", print_table=False)
+    result = report["datasets"]["mc"]
+    assert result["mode"] == "generate" and result["metrics"]["acc"]["value"] == 0.25
+    assert all("\nA. Oslo\nB. " in q and q.endswith("from the given choices directly.") for q in seen)
+    first = engine.messages[0]
+    assert len(first) == 5 and first[1]["role"] == "assistant" and first[1]["content"] == "B"   # 2 shots, own last
+    assert all(m[0]["content"] != m[-1]["content"] for m in engine.messages)                   # never itself

@@ -71,7 +71,8 @@ def load_task(spec: str, cfg: Any, eval_type: Optional[str], limit: Optional[int
         name = split_spec(name)[0]
     bench_name, _, subsets = name.partition(":")
     benchmark = get_benchmark(bench_name) if not Path(name).exists() else None
-    options = dict(dataset_args.get(bench_name, dataset_args.get(name, {})) or {})
+    keys = (bench_name, name, Path(base).stem)   # a local file's options go under its path or its name
+    options = dict(next((dataset_args[k] for k in keys if k in dataset_args), None) or {})
     if local and benchmark is None:
         raise DataError(f"--eval_dataset {spec}: '{bench_name}' is not a registered benchmark{_suggest(bench_name)}; "
                         "NAME=path gives a local copy of a benchmark (swiftall eval --list)")
