@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..utils.errors import ConfigError
 from .base import Config
 from .commands import MODEL
-from .inference import EngineSection, GenerationSection, SamplingSection, ServerSection
+from .inference import BindSection, EngineSection, GenerationSection, SamplingSection, ServerSection
 from .sections import AdapterSection, SeedSection, TemplateSection
 
 
@@ -12,7 +12,7 @@ class DeployConfig(Config):
     """Serve a model (and LoRA adapters) over an OpenAI-compatible HTTP API."""
 
     command = "deploy"
-    sections = (*MODEL, AdapterSection, TemplateSection, ServerSection, EngineSection, GenerationSection,
+    sections = (*MODEL, AdapterSection, TemplateSection, BindSection, ServerSection, EngineSection, GenerationSection,
                 SamplingSection, SeedSection)
     defaults = {"max_length": None}  # a served prompt may use the model's whole context
 

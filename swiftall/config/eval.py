@@ -10,7 +10,7 @@ from .commands import MODEL
 from .inference import EngineSection
 from .sections import AdapterSection, TemplateSection
 
-EVAL_TYPES = ("qa", "mcq", "caption", "vqa")
+EVAL_TYPES = ("qa", "math", "mcq", "caption", "vqa", "asr", "yesno")
 
 
 @dataclass
@@ -26,7 +26,9 @@ class EvalTaskSection(Section):
     eval_generation_config: dict = arg({}, "Generation settings as JSON, e.g. '{\"max_tokens\": 64, "
                                        "\"temperature\": 0}' (default: greedy)")
     eval_num_fewshot: int = arg(0, "Examples from the dataset put before each question")
-    eval_dataset_args: dict = arg({}, "Per-dataset settings as JSON: '{\"NAME\": {\"subset\": ...}}'")
+    eval_dataset_args: dict = arg({}, "Per-dataset settings as JSON: '{\"NAME\": {\"split\": ..., \"num_fewshot\": 5, "
+                                  "\"max_new_tokens\": 64, \"allow_code_execution\": true}}'")
+    dataset_revision: Optional[str] = arg(None, "Hub revision of benchmark datasets (recorded in the report)")
     eval_keep_think: bool = arg(False, "Score answers with their <think>...</think> text (default: stripped first)")
     eval_mcq_mode: str = arg("auto", "Multiple choice by log-likelihood of each choice or by generated letter "
                              "(auto: log-likelihood where the engine gives it)",

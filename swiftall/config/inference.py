@@ -98,12 +98,23 @@ class QuerySection(Section):
 
 
 @dataclass
+class BindSection(Section):
+    name = "bind"
+    title = "address"
+    host: str = arg("127.0.0.1", "Address to bind; 127.0.0.1 (default) serves this machine only, 0.0.0.0 all "
+                    "interfaces (then require a key: --api_key for deploy, --auth for webui)",
+                    aliases=("server_name",))
+    port: int = arg(8000, "Port to listen on (0: any free port)", aliases=("server_port",))
+
+    def check(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
+
+
+@dataclass
 class ServerSection(Section):
     name = "server"
     title = "server"
-    host: str = arg("127.0.0.1", "Address to bind; 127.0.0.1 (default) serves this machine only, 0.0.0.0 all "
-                    "interfaces (use --api_key then)")
-    port: int = arg(8000, "Port to listen on")
     served_model_name: Optional[str] = arg(None, "Model name clients send and /v1/models lists (default: the "
                                            "model's folder or registered name)")
     api_key: Optional[str] = arg(None, "Require 'Authorization: Bearer KEY' on every route but /health")
@@ -114,8 +125,6 @@ class ServerSection(Section):
     allow_private_media_urls: bool = arg(False, "Allow http(s) media URLs that point to loopback/private addresses")
 
     def check(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
         if self.max_body_bytes < 1024:
             raise ConfigError(f"--max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         if self.max_queue_size < 1:

@@ -124,7 +124,7 @@ class OutputSection(Section):
     title = "output"
     output_dir: Optional[str] = arg(None, "Where the command writes its results (training default: "
                                     "output/<model>-<time>); never overwritten unless --overwrite_output_dir")
-    overwrite_output_dir: bool = arg(False, "Allow writing into a non-empty --output_dir")
+    overwrite_output_dir: bool = arg(False, "Allow writing into a non-empty --output_dir", aliases=("overwrite",))
 
     def check(self) -> None:
         if self.output_dir and Path(self.output_dir).expanduser().exists() and \

@@ -80,7 +80,5 @@ class QuantSection(Section):
     def check(self) -> None:
         if self.quant_bits is not None and self.quant_bits not in (2, 3, 4, 8):
             raise ConfigError(f"--quant_bits must be 2, 3, 4 or 8, got {self.quant_bits}")
-        if self.quant_method and self.quant_bits is None and self.quant_method not in ("fp8", "gguf"):
-            raise ConfigError(f"--quant_method {self.quant_method} needs --quant_bits (e.g. 4)")
         if self.quant_method == "bnb" and self.quant_bits not in (None, 4, 8):
             raise ConfigError(f"--quant_method bnb takes --quant_bits 4 or 8, got {self.quant_bits}")

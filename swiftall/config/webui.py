@@ -8,7 +8,7 @@ from typing import Optional
 from ..utils.errors import ConfigError
 from .base import Config, Section, arg
 from .commands import MODEL
-from .inference import GenerationSection, SamplingSection
+from .inference import BindSection, GenerationSection, SamplingSection
 from .sections import AdapterSection, TemplateSection
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -18,9 +18,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class WebuiSection(Section):
     name = "webui"
     title = "web UI"
-    host: str = arg("127.0.0.1", "Address to bind; 127.0.0.1 (default) serves this machine only, 0.0.0.0 all "
-                    "interfaces (use --auth then)", aliases=("server_name",))
-    port: int = arg(7860, "Port of the page (0: any free port)", aliases=("server_port",))
     lang: str = arg("en", "Language of the page's labels", choices=("en", "zh"))
     auth: Optional[str] = arg(None, "user:password required by the page and its API")
     auth_file: Optional[str] = arg(None, "File of user:password lines (one account a line; # starts a comment)")
@@ -29,8 +26,6 @@ class WebuiSection(Section):
                         "finds runs (also those started from the command line)")
 
     def check(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
         if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0]
                                       or not self.auth.split(":", 1)[1]):
             raise ConfigError("--auth: expected user:password (both non-empty)")
@@ -57,13 +52,13 @@ class WebuiSection(Section):
                 raise ConfigError(f"--auth_file {path}: holds no user:password line")
         return pairs
 
-    def open_to_network(self) -> bool:
-        return self.host not in LOOPBACK
-
 
 class WebuiConfig(Config):
     """A web page to chat with models, start and watch training runs, export and deploy."""
 
     command = "webui"
-    sections = (*MODEL, AdapterSection, TemplateSection, GenerationSection, SamplingSection, WebuiSection)
-    defaults = {"max_length": None}  # a chat may use the model's whole context
+    sections = (*MODEL, AdapterSection, TemplateSection, GenerationSection, SamplingSection, BindSection, WebuiSection)
+    defaults = {"max_length": None, "port": 7860}  # a chat may use the model's whole context
+
+    def open_to_network(self) -> bool:
+        return self.host not in LOOPBACK

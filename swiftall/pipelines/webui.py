@@ -72,7 +72,7 @@ def launch(config: Any = None, preload: bool = True) -> Launched:
     load_plugins(cfg.plugin)
     section = cfg.section("webui")
     credentials = section.credentials()
-    if section.open_to_network() and not credentials:
+    if cfg.open_to_network() and not credentials:
         logger.warning(f"serving the web UI on {cfg.host} without --auth: anyone who can reach this port can use "
                        "the models and start processes on this machine; pass --auth user:password")
     port = check_port(cfg.host, cfg.port)
