@@ -154,6 +154,7 @@ def _move_cache(old: Path, out: Path, built: Any) -> None:
         meta = new / "meta.json"
         if meta.is_file():
             meta.write_text(json.dumps({**json.loads(meta.read_text()), "key": key}, indent=2, default=str) + "\n")
+        logger.info(f"dropped rows left out of the prepared files; their encoded data moved to {new}")
     built.cache_dir = new
 
 
