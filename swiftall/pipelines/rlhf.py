@@ -1,7 +1,8 @@
 """swiftall rlhf / swiftall dpo: align a model with dpo, kto, cpo, simpo, orpo, rm, ppo, grpo or gkd.
 
-Same shape as sft: config -> resolve -> output dir + args.json -> tokenizer/template -> data (errors before the
-model loads) -> model (+ the SFT adapter merged in memory) -> reference -> trainer -> save + plots + summary.
+Same shape as sft: config -> resolve (--output_dir checked, nothing written) -> tokenizer/template -> data (errors
+before the model loads) -> output dir + args.json -> model (+ the SFT adapter merged in memory) -> reference -> trainer
+-> save + plots + summary. A run that fails its checks leaves no folder behind.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from ..data.preference import build_align_data
 from ..models import load_model, load_tokenizer, resolve_model
 from ..models.device import resolve_dtype
 from ..templates import get_template
-from ..train.outputs import prepare_output_dir, resolve_resume
+from ..train.outputs import check_output_dir, prepare_output_dir, resolve_resume
 from ..train.plots import write_plots
 from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
 from ..train.rlhf.offline import has_media
+from ..train.rlhf.rewards import check_reward_columns
 from ..tuners.freeze import freeze_parts
 from ..tuners.peft_compat import skip_unused_gptq_probe
 from ..tuners.runs import agreed_base, read_run
@@ -101,12 +103,8 @@ def _run(cfg: Any) -> dict[str, Any]:
                           "another row of its batch)")
     start = _start_model(cfg)
     resume = resolve_resume(cfg.resume_from_checkpoint)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resume)  # before anything loads; writes nothing
     info = model_info(cfg)
-    output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)
-    cfg.output_dir = str(output_dir)
-    saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(Path(info.path).resolve()),
-             "start_adapters": list(start)}  # what infer/export merge before this run's adapter
-    (output_dir / "args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
 
     tokenizer = load_tokenizer(info, cfg.trust_remote_code)
     template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
@@ -115,6 +113,13 @@ def _run(cfg: Any) -> dict[str, Any]:
     if cfg.rlhf_type != "dpo" and has_media(data.train + data.val):
         raise ConfigError(f"--rlhf_type {cfg.rlhf_type}: rows with images/audios/videos are supported by --rlhf_type "
                           "dpo (and sft); use dpo, or drop the media columns for a text-only run")
+    if cfg.rlhf_type in ("grpo", "ppo"):
+        check_reward_columns(cfg, data.train + data.val)
+    output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)  # checks passed
+    cfg.output_dir = str(output_dir)
+    saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(Path(info.path).resolve()),
+             "start_adapters": list(start)}  # what infer/export merge before this run's adapter
+    (output_dir / "args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     skip_unused_gptq_probe()  # before peft wraps layers (here or inside TRL's trainer)

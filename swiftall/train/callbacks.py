@@ -20,11 +20,19 @@ def memory_gib() -> dict[str, float]:
 
 
 class JsonlLogger(TrainerCallback):
-    """Appends every log event to DIR/logging.jsonl (one JSON object a line)."""
+    """Appends every log event to DIR/logging.jsonl (one JSON object a line). At the start of training the log keeps
+    only the records up to the step training starts from: a resumed run continues its log without the steps it
+    redoes, and a run started over in the same folder starts a new log."""
 
     def __init__(self, output_dir: Path):
         self.path = Path(output_dir) / "logging.jsonl"
         self.start = time.time()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or not self.path.is_file():
+            return
+        kept = [r for r in read_log(self.path.parent) if r.get("step", 0) <= state.global_step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -49,4 +57,10 @@ def read_log(output_dir: Path) -> list[dict[str, Any]]:
     path = Path(output_dir) / "logging.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line cut short by a killed run, or a blank one
+            continue
+    return records

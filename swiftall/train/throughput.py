@@ -75,5 +75,8 @@ class ThroughputMixin:
 
 
 def with_throughput(trainer_cls: type) -> type:
-    """A subclass of a transformers/TRL trainer that also logs throughput and memory."""
-    return type(f"Swift{trainer_cls.__name__}", (ThroughputMixin, trainer_cls), {})
+    """A subclass of a transformers/TRL trainer that also logs throughput and memory, and writes each checkpoint
+    whole or not at all (AtomicCheckpoints)."""
+    from .checkpoints import AtomicCheckpoints
+
+    return type(f"Swift{trainer_cls.__name__}", (AtomicCheckpoints, ThroughputMixin, trainer_cls), {})

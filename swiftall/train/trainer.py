@@ -8,10 +8,11 @@ from transformers import Trainer, TrainingArguments
 
 from ..templates import IGNORE
 from .callbacks import JsonlLogger, TimeToFirstStep
+from .checkpoints import AtomicCheckpoints
 from .throughput import ThroughputMixin
 
 
-class SwiftTrainer(ThroughputMixin, Trainer):
+class SwiftTrainer(AtomicCheckpoints, ThroughputMixin, Trainer):
     """Logs tokens per second (ThroughputMixin: real and trained tokens) and computes the causal-LM
     loss from the output head at trained positions only (the head and its softmax over the whole vocabulary are
     a large share of a small model's compute; prompt positions need neither)."""

@@ -142,6 +142,40 @@ def resolve_rewards(cfg: Any) -> list[RewardFn]:
     return funcs
 
 
+COLUMNS_NEEDED = {"accuracy": ("solution",)}
+FROM_TRAINER = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"}
+
+
+def columns_needed(name: str, fn: RewardFn) -> tuple[str, ...]:
+    """Dataset columns a reward cannot do without: the built-ins' (COLUMNS_NEEDED), or a plugin function's
+    parameters that have no default (other than what the trainer passes)."""
+    if name in COLUMNS_NEEDED:
+        return COLUMNS_NEEDED[name]
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(p.name for p in params if p.kind in kinds and p.default is p.empty and p.name not in FROM_TRAINER)
+
+
+def check_reward_columns(cfg: Any, rows: list[dict]) -> None:
+    """Before the model loads: every --reward_funcs reward is known and finds its columns in every row (the
+    reward would otherwise fail at the first training step)."""
+    resolve_rewards(cfg)  # unknown names stop here
+    for name in cfg.reward_funcs:
+        fn = builtin(name, cfg) or REWARDS[name]
+        for column in columns_needed(name, fn):
+            missing = [r for r in rows if r.get(column) is None]
+            if missing:
+                prompt = text_of(missing[0].get("prompt") or "")[:60]
+                raise DataError(f"--reward_funcs {name} needs a '{column}' column in every --dataset row; "
+                                f"{len(missing)} of {len(rows)} rows lack it (e.g. the row whose prompt is "
+                                f"{prompt!r}); add the column or drop the reward")
+
+
 def _named(fn: RewardFn, name: str) -> RewardFn:
     def reward(*args: Any, **kwargs: Any) -> list:
         return fn(*args, **kwargs)
