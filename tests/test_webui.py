@@ -23,14 +23,15 @@ from swiftall.webui.runs import RunManager
 FAST_STOP = ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0))
 
 
-def wait_for(predicate, timeout=60.0, every=0.2):
+def wait_for(predicate, timeout=60.0, every=0.2, show=None):
+    """predicate()'s first true value; on timeout the assertion says what `show()` saw last."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s")
+    raise AssertionError(f"timed out after {timeout}s" + (f"; last seen: {show()!r}" if show else ""))
 
 
 def python_run(manager: RunManager, program: str, run_id: str) -> dict:
@@ -172,3 +173,22 @@ def test_command_line_runs_are_listed_from_their_folders(tmp_path):
     assert sorted(frame[frame.metric == "loss"].value) == [2.1, 2.5]
     (run / "adapter_config.json").write_text("{}")
     assert list_runs(RunManager(tmp_path))[0].status == "finished"
+
+
+def test_resume_restarts_from_the_latest_checkpoint(tmp_path, monkeypatch):
+    manager = RunManager(tmp_path)
+    folder = tmp_path / "run"
+    for step in (2, 10, 4):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+    python_run(manager, "pass", "run")
+    wait_for(lambda: manager.read("run").get("returncode") is not None)
+    from swiftall.webui.supervise import update
+
+    update(manager.record_path("run"), command="sft", output_dir=str(folder),
+           args=["--model", "m", "--resume_from_checkpoint", "old", "--max_steps", "20"])
+    started = []
+    monkeypatch.setattr(manager, "start_argv", lambda argv, command, args, output_dir, run_id, extra: started.append(
+        (command, args, output_dir, run_id)) or {"id": run_id})
+    manager.resume("run")
+    assert started == [("sft", ["--model", "m", "--max_steps", "20", "--resume_from_checkpoint",
+                                str(folder / "checkpoint-10")], str(folder), "run")]

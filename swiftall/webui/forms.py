@@ -3,6 +3,7 @@ into an argument list (never a shell string), "copy as command line", "copy as Y
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
 from typing import Any, Optional
 
@@ -33,11 +34,14 @@ def component(gr: Any, cls: type[Config], name: str, value: Any = None, **kwargs
         return gr.Checkbox(value=bool(default), **common)
     if choices:
         return gr.Dropdown(choices=list(choices), value=default, **common)
-    if kind in ("int", "float") and not isinstance(default, str):
+    if kind in ("int", "float") and isinstance(default, (int, float)):
         return gr.Number(value=default, precision=0 if kind == "int" else None, **common)
     if kind == "list":
         default = " ".join(shlex.quote(str(v)) for v in (default or []))
-    return gr.Textbox(value="" if default is None else str(default), **common)
+    if kind == "dict":
+        default = json.dumps(default) if default else ""
+    # text for flags without a default too (an empty Number would send 0): empty means "the command's default"
+    return gr.Textbox(value="" if default is None else str(default), placeholder="(default)", **common)
 
 
 def flag_values(cls: type[Config], names: list[str], values: list[Any]) -> dict[str, Any]:
@@ -129,8 +133,6 @@ def form_value(cls: type[Config], name: str, value: Any) -> Any:
     if kind == "list":
         return " ".join(shlex.quote(str(v)) for v in (value or []))
     if kind == "dict" and isinstance(value, dict):
-        import json
-
         return json.dumps(value)
     return value
 

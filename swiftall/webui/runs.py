@@ -105,6 +105,7 @@ class RunManager:
         record.update(pid=proc.pid, create_time=_create_time(proc.pid))
         update(path, pid=proc.pid, create_time=record["create_time"])
         self._children[run_id] = proc
+        _SNAPSHOT["at"] = 0.0  # the next look at the process table sees the new group
         threading.Thread(target=proc.wait, daemon=True).start()  # reap the supervisor when it ends
         return record
 
@@ -190,17 +191,33 @@ def _create_time(pid: int) -> Optional[float]:
         return None
 
 
+_SNAPSHOT: dict[str, Any] = {"at": 0.0, "groups": {}}
+
+
 def _group_members(pgid: int) -> list[Any]:
+    """Live (not zombie) processes of a process group, from one process-table snapshot per half second (the page
+    asks for every run's state every few seconds)."""
     import psutil
 
-    members = []
-    for proc in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                members.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return members
+    if time.monotonic() - _SNAPSHOT["at"] > 0.5:
+        groups: dict[int, list[Any]] = {}
+        for proc in psutil.process_iter(["pid", "status"]):
+            try:
+                if proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    groups.setdefault(os.getpgid(proc.pid), []).append(proc)
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                continue
+        _SNAPSHOT.update(at=time.monotonic(), groups=groups)
+    return [p for p in _SNAPSHOT["groups"].get(pgid, []) if _live(p)]
+
+
+def _live(proc: Any) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _group_exists(pgid: int) -> bool:
@@ -222,6 +239,7 @@ def _wait_gone(pgid: int, seconds: float, child: Optional[subprocess.Popen]) -> 
     while time.time() < deadline:
         if child is not None:
             child.poll()
+        _SNAPSHOT["at"] = 0.0
         if not _group_exists(pgid):
             return True
         time.sleep(0.2)
