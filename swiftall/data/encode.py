@@ -43,7 +43,7 @@ def encode_sample(template: Template, sample: dict[str, Any], task: str = "sft")
     if "messages" not in sample:
         if task != "pt":
             raise DataError("plain 'text' rows are for pre-training; this command trains on conversations "
-                            "(give 'messages', or use a pre-training command)")
+                            "(give 'messages', or train on text with swiftall pt)")
         return _encode_text(template, sample["text"])
     media = {k: sample[k] for k in ("images", "audios", "videos") if sample.get(k)}
     grounding = {"objects": sample["objects"]} if sample.get("objects") else {}

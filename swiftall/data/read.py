@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, Optional
 from ..utils.errors import DataError
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+TEXT_SUFFIX = ".txt"   # plain-text corpora, one row per non-empty line: read for pre-training (swiftall pt)
 PREPARED_MARKER = "swiftall_prepared.json"   # written by `swiftall prepare`
 
 
@@ -56,27 +57,29 @@ def is_prepared(path: Path) -> bool:
     return path.is_dir() and (path / PREPARED_MARKER).is_file()
 
 
-def read_path(path: Path) -> Iterator[Row]:
+def read_path(path: Path, text_files: bool = False) -> Iterator[Row]:
+    """`text_files`: also read .txt files (pre-training corpora) as rows {"text": line}."""
+    suffixes = (*SUFFIXES, TEXT_SUFFIX) if text_files else SUFFIXES
     if is_prepared(path):
         yield from read_prepared(path)
     elif is_hf_disk_dataset(path):
         yield from read_hf_disk(path)
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         if not files:
-            raise DataError(f"{path}: the folder holds no {'/'.join(SUFFIXES)} files; put the data files in it or "
+            raise DataError(f"{path}: the folder holds no {'/'.join(suffixes)} files; put the data files in it or "
                             "name the files in --dataset")
         for file in files:
-            yield from read_file(file)
+            yield from read_file(file, text_files)
     else:
-        yield from read_file(path)
+        yield from read_file(path, text_files)
 
 
-def read_file(path: Path) -> Iterator[Row]:
+def read_file(path: Path, text_files: bool = False) -> Iterator[Row]:
     """Rows of one data file; a file that cannot be read or holds no rows stops the run, naming the file."""
     count = 0
     try:
-        for row in _rows_of(path):
+        for row in (_read_txt(path) if text_files and path.suffix.lower() == TEXT_SUFFIX else _rows_of(path)):
             count += 1
             yield row
     except OSError as exc:  # permissions, a file removed while reading, an I/O error
@@ -97,8 +100,15 @@ def _rows_of(path: Path) -> Iterator[Row]:
         return _read_csv(path, "\t" if suffix == ".tsv" else ",")
     if suffix == ".parquet":
         return _read_parquet(path)
+    pt = " (.txt corpora are read by swiftall pt, for continued pre-training)" if suffix == TEXT_SUFFIX else ""
     raise DataError(f"{path}: unsupported file type '{suffix or '(none)'}'; use {', '.join(SUFFIXES)}, a folder of "
-                    "them, or a folder written by datasets' save_to_disk")
+                    f"them, or a folder written by datasets' save_to_disk{pt}")
+
+
+def _read_txt(path: Path) -> Iterator[Row]:
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        if line.strip():
+            yield Row({"text": line}, str(path), i)
 
 
 def _read_text(path: Path) -> str:

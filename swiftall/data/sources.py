@@ -50,7 +50,7 @@ class Source:
         if self.kind == "prepared":
             rows: Any = read_prepared(self.path, split)
         elif self.kind == "local":
-            rows = read_path(self.path)
+            rows = read_path(self.path, text_files=_pretraining(args))
         else:
             from .hub_load import load_hub_rows
 
@@ -189,3 +189,8 @@ def _note_names(names: list[str], specs: list[str], flag: str) -> None:
     get_logger(__name__).info(f"note: {flag} {listed} names no file, folder, registered dataset or hub id; taken as "
                               f"the name of the custom data {', '.join(specs)} (as in ms-swift's "
                               "--train_dataset NAME --custom_train_dataset_path PATH)")
+
+
+def _pretraining(args: Any) -> bool:
+    """swiftall pt (or prepare --task pt) reads .txt corpora too."""
+    return getattr(args, "command", None) == "pt" or getattr(args, "task", None) == "pt"

@@ -87,13 +87,16 @@ def load_tokenizer(info: ModelInfo, trust_remote_code: bool = False):
 
 
 def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[str] = None,
-               trust_remote_code: bool = False, device: Optional[str] = None):
-    """Load weights for training or inference, on the GPU when there is one."""
+               trust_remote_code: bool = False, device: Optional[str] = None, quantization_config: Any = None):
+    """Load weights for training or inference, on the GPU when there is one; `quantization_config` (a
+    transformers quantization config) loads them quantized, placed on the device while loading."""
     import transformers
 
     configure_threads()
     dtype = resolve_dtype(torch_dtype)
     auto_class = getattr(transformers, info.family.auto_class if info.family else "AutoModelForCausalLM")
+    extra = {"quantization_config": quantization_config, "device_map": device or default_device()} \
+        if quantization_config is not None else {}
     model = auto_class.from_pretrained(info.path, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
-                                                 trust_remote_code=trust_remote_code)
-    return model.to(device or default_device())
+                                       trust_remote_code=trust_remote_code, **extra)
+    return model if quantization_config is not None else model.to(device or default_device())

@@ -23,6 +23,7 @@ from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
 from ..train.rlhf.offline import has_media
 from ..train.rlhf.rewards import check_reward_columns
+from ..tuners.compat import check_compat
 from ..tuners.freeze import freeze_parts
 from ..tuners.peft_compat import skip_unused_gptq_probe
 from ..tuners.runs import agreed_base, read_run
@@ -52,6 +53,7 @@ def _start_model(cfg: Any) -> tuple[str, ...]:
     """--sft_model_path RUN: a full run becomes --model; a LoRA run gives the base model (when --model is not given;
     --model_type stays the family) and is merged into it in memory, after the adapters it was itself trained on.
     Returns the adapters to merge, in order."""
+    check_compat(cfg, "rlhf")  # tuner x quantization x checkpointing x distributed, before anything loads
     if not cfg.sft_model_path:
         return ()
     run = read_run(cfg.sft_model_path, f"--sft_model_path {cfg.sft_model_path}")
@@ -70,7 +72,9 @@ def _load(info: Any, cfg: Any, auto_class: str, start: tuple[str, ...]) -> Any:
 
         model = load_sequence_classifier(info.path, dtype=resolve_dtype(cfg.torch_dtype), device=default_device())
     else:
-        model = load_model(info, cfg.torch_dtype, cfg.attn_impl, cfg.trust_remote_code)
+        from ..tuners.quant import load_base
+
+        model = load_base(info, cfg)  # quantized with --quant_method (QLoRA)
     if start:
         from peft import PeftModel
 

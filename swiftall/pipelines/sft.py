@@ -8,7 +8,7 @@ from typing import Any
 from ..config import SftConfig
 from ..data import PadCollator, build_datasets
 from ..data.collator import PaddingFreeCollator, pack_rows
-from ..models import load_model, load_tokenizer
+from ..models import load_tokenizer
 from ..models.device import resolve_dtype
 from ..templates import get_template
 from ..train.outputs import check_output_dir, create_output_dir, output_dir_for, resolve_resume
@@ -16,6 +16,8 @@ from ..train.plots import write_plots
 from ..train.trainer import build_trainer
 from ..train.varlen import use_varlen_attention
 from ..tuners import apply_tuner, count_parameters
+from ..tuners.compat import check_compat
+from ..tuners.quant import check_quant, load_base
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
 from .common import counted, model_info
@@ -30,7 +32,9 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     load_plugins(cfg.plugin)  # before the model and data are resolved: plugins may register both
     resume = resolve_resume(cfg.resume_from_checkpoint)
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resume)  # before anything loads; writes nothing
+    check_compat(cfg, cfg.command)  # tuner x quantization x checkpointing x distributed, before anything loads
     info = model_info(cfg)
+    check_quant(cfg, info.path)
     output_dir = output_dir_for(cfg.output_dir, info.name, resume)
     cfg.output_dir = str(output_dir)
 
@@ -38,15 +42,15 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
                             truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
     resolve_padding_free(cfg, info, template)
-    data = build_datasets(cfg, template)  # all data errors surface before the model loads
+    data = build_datasets(cfg, template, task="pt" if cfg.command == "pt" else "sft")  # errors before the model loads
     create_output_dir(output_dir)  # only now: a run that fails its checks leaves no folder behind
     # the resolved config that runs; model_path absolute, so runs resolve their base from any folder
     _save_args(cfg.to_dict() | {"model_path": str(Path(info.path).resolve())}, output_dir)
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
-    model = load_model(info, cfg.torch_dtype, cfg.attn_impl, cfg.trust_remote_code)
+    model = load_base(info, cfg)  # quantized with --quant_method (QLoRA)
     model.config.use_cache = False  # training needs no KV cache (and packed rows rely on its absence)
-    model = apply_tuner(model, cfg, info.family)
+    model = apply_tuner(model, cfg, info.family, train_rows=data.train)
     trainable, total = count_parameters(model)
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")

@@ -109,8 +109,12 @@ def build_trainer(model: Any, tokenizer: Any, cfg: Any, train: list, val: list, 
 
         groups = param_groups(model, cfg, family, args.learning_rate, args.weight_decay)
         optimizer_kwargs["optimizer_cls_and_kwargs"] = (torch.optim.AdamW, {"params": groups})
+    from ..tuners.training import trainer_hooks
+
+    hooks = trainer_hooks(model, cfg, args)  # the tuner's optimizer (LoRA+, GaLore) and callbacks (LISA, AdaLoRA)
     trainer = SwiftTrainer(model=model, args=args, train_dataset=train, eval_dataset=val or None,
                            data_collator=collator, processing_class=tokenizer,
-                           callbacks=[JsonlLogger(output_dir), first], **optimizer_kwargs)
+                           callbacks=[JsonlLogger(output_dir), first, *hooks.pop("callbacks")], **optimizer_kwargs,
+                           **hooks)
     trainer.first_step_callback = first
     return trainer

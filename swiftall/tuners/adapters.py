@@ -25,6 +25,9 @@ def attach_adapters(model: Any, adapters: Sequence[str]) -> Any:
         if not (spec.path / ADAPTER_FILE).is_file():
             raise ConfigError(f"--adapters {spec.item}: no {ADAPTER_FILE} in {spec.path} (is it a LoRA run folder "
                               "or one of its checkpoint-N folders?)")
+    own = _own_tuner(model, specs)
+    if own is not None:   # swiftall's own tuners (adapter, reft): one folder onto the base
+        return own
     for folder in start_adapters(specs):
         model = PeftModel.from_pretrained(model, folder).merge_and_unload()
         logger.info(f"merged {folder} into the base first (the adapters were trained on top of it)")
@@ -34,3 +37,18 @@ def attach_adapters(model: Any, adapters: Sequence[str]) -> Any:
         else:
             model.load_adapter(str(spec.path), adapter_name=spec.name)
     return model.eval()
+
+
+def _own_tuner(model: Any, specs: Sequence[Any]) -> Any:
+    """A swiftall adapter/reft folder loaded onto the base (None when the folders are peft's)."""
+    from . import adapter, reft
+    from .own_format import tuner_of
+
+    kinds = {spec.item: tuner_of(spec.path) for spec in specs}
+    own = {item: kind for item, kind in kinds.items() if kind in ("adapter", "reft")}
+    if not own:
+        return None
+    if len(specs) > 1:
+        raise ConfigError(f"--adapters: {', '.join(own)} ({', '.join(sorted(set(own.values())))}) cannot be served "
+                          "beside other adapters; give it alone")
+    return {"adapter": adapter, "reft": reft}[own[specs[0].item]].load(model, specs[0].path)

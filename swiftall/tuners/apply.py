@@ -1,12 +1,14 @@
-"""Apply the tuner named by --train_type to a loaded model."""
+"""Apply the tuner named by --train_type to a loaded model: `full` here, every other tuner through its module in
+the registry (registry.py)."""
 from __future__ import annotations
 
+import importlib
 from typing import Any, Optional
 
 from ..models import ModelFamily
-from ..utils.errors import ConfigError
 from ..utils.log import get_logger
-from .freeze import freeze_parts, multimodal_lora_targets
+from .freeze import freeze_parts
+from .registry import get_spec
 
 logger = get_logger(__name__)
 
@@ -21,27 +23,20 @@ def lora_targets(args: Any) -> Any:
     return targets
 
 
-def apply_tuner(model: Any, args: Any, family: Optional[ModelFamily] = None) -> Any:
-    if args.train_type == "full":
+def apply_tuner(model: Any, args: Any, family: Optional[ModelFamily] = None, train_rows: Any = None) -> Any:
+    """The trainable model for --train_type. `train_rows` (encoded rows) serve initialisations that read data
+    (--init_weights eva)."""
+    spec = get_spec(args.train_type)
+    if spec.name == "full":
         for p in model.parameters():
             p.requires_grad_(True)
         return freeze_parts(model, args, family)
-    if args.train_type == "lora":
-        from peft import LoraConfig, get_peft_model
+    module = importlib.import_module(f"{__package__}.{spec.module}")
+    model = module.apply(model, args, family, train_rows)
+    from .finish import prepare_final_save
 
-        from .peft_compat import skip_unused_gptq_probe
-
-        skip_unused_gptq_probe()
-        config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                            target_modules=multimodal_lora_targets(model, args, family) or lora_targets(args),
-                            task_type="CAUSAL_LM",
-                            modules_to_save=list(args.modules_to_save) or None, use_dora=args.use_dora,
-                            use_rslora=args.use_rslora)
-        try:
-            return get_peft_model(model, config)
-        except ValueError as exc:
-            raise ConfigError(f"--target_modules {' '.join(args.target_modules)}: {exc}") from None
-    raise ConfigError(f"--train_type {args.train_type}: not supported")
+    prepare_final_save(model, args)
+    return model
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -41,21 +41,14 @@ def trl_args(config_cls: type, setup: AlignSetup, **extra: Any) -> Any:
 
 
 def lora_config(cfg: Any, family: Any = None, task_type: str = "CAUSAL_LM", model: Any = None) -> Optional[Any]:
-    """The peft config TRL applies itself (None for full fine-tuning). Given the model, a multimodal family's
-    default targets are the linear layers of the parts that train (--freeze_vit/--freeze_aligner/--freeze_llm),
-    as in sft."""
-    if cfg.train_type != "lora":
+    """The peft config TRL applies itself (None for full fine-tuning): LoRA or another peft tuner (tuners/
+    peft_tuners.py). Given the model, a multimodal family's default targets are the linear layers of the parts that
+    train (--freeze_vit/--freeze_aligner/--freeze_llm), as in sft."""
+    if cfg.train_type == "full":
         return None
-    from peft import LoraConfig
+    from ...tuners.peft_tuners import peft_config
 
-    from ...tuners.apply import lora_targets
-    from ...tuners.freeze import multimodal_lora_targets
-
-    targets = (multimodal_lora_targets(model, cfg, family) if model is not None else None) or lora_targets(cfg)
-    modules = list(cfg.modules_to_save) or None
-    return LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type=task_type, modules_to_save=modules,
-                      use_dora=cfg.use_dora, use_rslora=cfg.use_rslora)
+    return peft_config(cfg, model, family, task_type)
 
 
 TORCH_LM_HEAD_COLUMNS = 4096  # vocabulary columns per tile of TRL's fused LM head where it folds tiles in torch

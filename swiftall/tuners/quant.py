@@ -1,0 +1,117 @@
+"""Quantized bases for training adapters (QLoRA and friends): --quant_method bnb|hqq|quanto|eetq|aqlm.
+
+`check_quant` runs before anything loads and says what a method needs (a GPU, a package, an already-quantized
+folder); `quantization_config` builds transformers' config; `load_base` loads the model with it and readies it
+for adapter training (peft's prepare_model_for_kbit_training)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from ..utils.errors import ConfigError, MissingDependencyError
+from ..utils.log import get_logger
+
+logger = get_logger(__name__)
+PACKAGES = {"bnb": ("bitsandbytes", "bitsandbytes"), "hqq": ("hqq", "hqq"), "quanto": ("optimum.quanto",
+            "optimum-quanto"), "eetq": ("eetq", "eetq"), "aqlm": ("aqlm", "aqlm[cpu]")}
+NEEDS_GPU = {"hqq": "HQQ's layers run on CUDA (transformers refuses them on a CPU device map)",
+             "eetq": "EETQ's int8 kernels are CUDA-only"}
+QUANTO_BITS = {8: "int8", 4: "int4", 2: "int2"}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_quant(args: Any, model_path: Optional[Path] = None) -> None:
+    """Everything that can be said about --quant_method before the model loads."""
+    method = getattr(args, "quant_method", None)
+    if not method:
+        return
+    bits = getattr(args, "quant_bits", None)
+    if method in NEEDS_GPU and not _cuda():
+        raise ConfigError(f"--quant_method {method} needs a GPU: {NEEDS_GPU[method]}; on this machine use "
+                          "--quant_method bnb --quant_bits 4 (QLoRA runs on a CPU)")
+    if method == "quanto" and bits not in QUANTO_BITS:
+        raise ConfigError(f"--quant_method quanto takes --quant_bits 2, 4 or 8, got {bits}")
+    if method == "hqq" and bits not in (1, 2, 3, 4, 8):
+        raise ConfigError(f"--quant_method hqq takes --quant_bits 2, 3, 4 or 8, got {bits}")
+    if method == "eetq" and bits != 8:
+        raise ConfigError(f"--quant_method eetq is 8-bit only; pass --quant_bits 8, got {bits}")
+    if method == "aqlm" and not _prequantized(model_path, "aqlm"):
+        raise ConfigError("--quant_method aqlm cannot quantize while loading (AQLM needs hours of calibration): give "
+                          "--model an AQLM-quantized folder (its config.json has quantization_config quant_method "
+                          "aqlm) and drop --quant_method")
+    module, package = PACKAGES[method]
+    if importlib.util.find_spec(module.split(".")[0]) is None or (
+            "." in module and importlib.util.find_spec(module) is None):
+        raise MissingDependencyError(f"--quant_method {method} needs the '{package}' package: pip install "
+                                     f"'{package}'")
+
+
+def _prequantized(model_path: Optional[Path], method: Optional[str] = None) -> bool:
+    found = prequantized_method(model_path)
+    return found is not None and (method is None or found == method)
+
+
+def prequantized_method(model_path: Optional[Path]) -> Optional[str]:
+    """quant_method of a folder that is already quantized (GPTQ, AWQ, AQLM, ...), else None."""
+    if model_path is None or not (Path(model_path) / "config.json").is_file():
+        return None
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    quant = config.get("quantization_config") or {}
+    return quant.get("quant_method")
+
+
+def _dtype(name: Optional[str], fallback: Any) -> Any:
+    import torch
+
+    return getattr(torch, name) if name else fallback
+
+
+def quantization_config(args: Any, dtype: Any) -> Any:
+    """transformers' quantization config for --quant_method (None without one)."""
+    method = getattr(args, "quant_method", None)
+    if not method or method == "aqlm":   # aqlm: the folder's own quantization_config
+        return None
+    import transformers
+
+    bits = args.quant_bits
+    if method == "bnb":
+        if bits == 8:
+            return transformers.BitsAndBytesConfig(load_in_8bit=True)
+        return transformers.BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=_dtype(args.bnb_4bit_compute_dtype, dtype),
+            bnb_4bit_quant_storage=_dtype(args.bnb_4bit_compute_dtype, dtype))
+    if method == "hqq":
+        return transformers.HqqConfig(nbits=bits, group_size=64)
+    if method == "quanto":
+        return transformers.QuantoConfig(weights=QUANTO_BITS[bits])
+    if method == "eetq":
+        return transformers.EetqConfig("int8")
+    raise ConfigError(f"--quant_method {method}: not a training quantization method")
+
+
+def load_base(info: Any, args: Any) -> Any:
+    """The base model for training: plain, or quantized by --quant_method and readied for adapters."""
+    from ..models import load_model
+    from ..models.device import resolve_dtype
+
+    dtype = resolve_dtype(args.torch_dtype)
+    quant = quantization_config(args, dtype)
+    model = load_model(info, args.torch_dtype, args.attn_impl, args.trust_remote_code, quantization_config=quant)
+    if quant is not None or prequantized_method(info.path):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(getattr(args, "gradient_checkpointing", False)))
+        logger.info(f"base loaded quantized ({getattr(args, 'quant_method', None) or prequantized_method(info.path)}"
+                    f"{f', {args.quant_bits}-bit' if getattr(args, 'quant_bits', None) else ''}); adapters train in "
+                    f"{dtype}")
+    return model
