@@ -182,14 +182,13 @@ def eval_main(config: Any = None) -> Optional[dict[str, Any]]:
     settings = RunSettings(generation, int(cfg.eval_num_fewshot or 0), int(cfg.eval_seed),
                            keep_think=bool(cfg.eval_keep_think), concurrency=int(cfg.eval_concurrency),
                            system=cfg.system, progress=bool(cfg.eval_progress))
-    try:
-        return evaluate(engine, tasks, settings, folder, resolved_config(cfg, generation), resuming,
-                        cfg.eval_mcq_mode, max_given)
-    except Exception as exc:
-        _reraise_connection(exc, cfg, folder)
-        raise
-    finally:
-        engine.close()
+    with engine:  # closed on the way out; work still queued is cancelled on an error or Ctrl-C (no thread left)
+        try:
+            return evaluate(engine, tasks, settings, folder, resolved_config(cfg, generation), resuming,
+                            cfg.eval_mcq_mode, max_given)
+        except Exception as exc:
+            _reraise_connection(exc, cfg, folder)
+            raise
 
 
 def _reraise_connection(exc: Exception, cfg: Any, folder: Path) -> None:
