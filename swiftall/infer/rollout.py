@@ -6,6 +6,7 @@ layer) never import this: the rlhf pipeline hands them `factory(policy, **sampli
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional
 
 from .engine import Engine, InferRequest, InferResponse, RequestConfig
@@ -18,20 +19,36 @@ class PolicyRollout:
         self.config = RequestConfig(**sampling)
         self.requests = 0          # completions asked for so far (tests and logs read it)
 
-    def _infer(self, requests: list[InferRequest]) -> list[InferResponse]:
+    def _infer(self, requests: list[InferRequest], seed: Optional[int] = None) -> list[InferResponse]:
         was_training = self.policy.training
         self.policy.eval()
         try:
-            out = self.engine.infer(requests, self.config)
+            out = self.engine.infer(requests, self.config) if seed is None else self._seeded(requests, seed)
         finally:
             self.policy.train(was_training)
         self.requests += len(requests)
         return out
 
-    def texts(self, rows: list[dict]) -> list[str]:
-        """One completion text per row (`prompt`: messages, optional `images`)."""
+    def _seeded(self, requests: list[InferRequest], seed: int) -> list[InferResponse]:
+        """Request k samples with its own generator (seed + k): the same completions however the engine batches
+        them (the shared random state is drawn from in whatever order its thread admits requests)."""
+        from .pt import cancel_answers
+
+        started = []
+        try:
+            for k, request in enumerate(requests):
+                started.append(self.engine.start(request, dataclasses.replace(self.config, seed=seed + k)))
+            for answers in started:
+                answers[0].done.wait()
+        except BaseException:
+            cancel_answers([a for answers in started for a in answers])
+            raise
+        return [answers[0].response() for answers in started]
+
+    def texts(self, rows: list[dict], seed: Optional[int] = None) -> list[str]:
+        """One completion text per row (`prompt`: messages, optional `images`); reproducible with a `seed`."""
         reqs = [InferRequest(messages=r["prompt"], images=list(r.get("images") or [])) for r in rows]
-        return [out.text for out in self._infer(reqs)]
+        return [out.text for out in self._infer(reqs, seed)]
 
     def token_ids(self, prompt_ids: list[list[int]]) -> list[list[int]]:
         """One completion per already-encoded prompt, as token ids (a final eos included), at most

@@ -1,263 +1,209 @@
-"""A compact PPO for language models (TRL 1.x no longer ships one).
+"""PPO for language models (TRL 1.x no longer ships one), on transformers' Trainer.
 
-Each step: sample completions for a batch of prompts through swiftall's Engine (the pt engine over the policy being
-trained, wired by the pipeline), score them with reward models / reward functions, compute per-token rewards with a KL penalty to the
-reference (with LoRA: the base with adapters disabled), values from a value head on the policy's last hidden state,
-GAE advantages, then --num_ppo_epochs updates of the clipped policy objective plus the clipped value loss.
-Outputs match sft: logging.jsonl, TensorBoard events, checkpoint-N folders, the final adapter/model in output_dir.
+The Trainer optimises one module, the policy (LoRA through peft, or the full model) with a value head on its last
+hidden state (ppo_model.py), so it brings what every other method has: --gradient_accumulation_steps, distributed
+runs, checkpoint-N folders with trainer_state.json (written whole or not at all), --resume_from_checkpoint,
+logging.jsonl/TensorBoard/plots and the throughput logger.
+
+One rollout serves --num_ppo_epochs optimizer steps. At the first micro-step of a rollout the trainer samples
+completions for its batch of prompt rows (--per_device_train_batch_size x --gradient_accumulation_steps of them on
+each process) through swiftall's Engine (the pt engine over the policy being trained, wired by the pipeline), scores
+them with reward models / reward functions, computes per-token rewards with a KL penalty to the reference (with LoRA:
+the base with adapters disabled), values, GAE advantages whitened over the batch, and keeps them; every micro-step
+then takes its slice of that rollout through the clipped policy objective plus the clipped value loss. The losses
+are sums over each slice divided by the whole rollout's response tokens, so the micro-steps of one optimizer step
+add up to the batch taken at once. --max_steps, --save_steps and --logging_steps count optimizer steps (as in GRPO),
+and each logged step carries the statistics of the rollout it trained on (reward, kl, ...).
+
+A run resumed from a checkpoint saved inside a rollout's --num_ppo_epochs steps rolls that batch out again with the
+restored policy.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
-import math
-import random
-import shutil
-import time
-from pathlib import Path
-from types import SimpleNamespace
+import dataclasses
+import os
+from collections import defaultdict
 from typing import Any, Optional
 
 import torch
-from torch import nn
+from transformers import Trainer
 
-from ...templates import IGNORE
 from ...tuners import apply_tuner
-from ...utils.errors import ConfigError
 from ...utils.log import get_logger
-from ..callbacks import JsonlLogger, TimeToFirstStep, memory_gib
-from .common import AlignSetup
+from ..trainer import training_arguments
+from .common import AlignSetup, callbacks, with_throughput
 from .online import reward_functions
-from .ppo_core import gae, masked_mean, masked_whiten, ppo_losses, token_logprobs, token_rewards
+from .ppo_core import gae, masked_mean, masked_whiten, ppo_losses, token_rewards
+from .ppo_data import RolloutSampler, encode_rollout, keep_rows, split_rollout
+from .ppo_model import PolicyAndValue, disable_dropout, load_policy_and_value, response_logprobs, \
+    save_policy_and_value
 from .rewards import combine
 
 logger = get_logger(__name__)
 
 
-class ValueHead(nn.Module):
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.summary = nn.Linear(hidden_size, 1)
-        nn.init.zeros_(self.summary.weight)
-        nn.init.zeros_(self.summary.bias)
+@dataclasses.dataclass
+class PPOSettings:
+    num_ppo_epochs: int = 2
+    kl_coef: float = 0.05
+    gamma: float = 1.0
+    lam: float = 0.95
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    temperature: float = 1.0
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.summary(hidden.float()).squeeze(-1)
+    @classmethod
+    def from_config(cls, cfg: Any) -> "PPOSettings":
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
 
-def disable_dropout(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0
+class PPOTrainer(Trainer):
+    """Trainer over PolicyAndValue whose training_step rolls out at the start of each rollout and otherwise trains
+    on the kept one. Built through `build_ppo` (with the throughput logger and atomic checkpoints mixed in)."""
 
+    def __init__(self, model: PolicyAndValue, args: Any, train_rows: list[dict], tokenizer: Any, template: Any,
+                 rollouts: Any, rewards: tuple[list, list[float]], settings: PPOSettings, ref_model: Any = None,
+                 callbacks: Optional[list] = None):
+        super().__init__(model=model, args=args, train_dataset=list(train_rows), data_collator=keep_rows,
+                         processing_class=tokenizer, callbacks=callbacks)
+        self.template, self.rollouts, self.ref_model, self.ppo = template, rollouts, ref_model, settings
+        self.reward_funcs, self.reward_weights = rewards
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._buffer: Optional[list[dict]] = None
+        self._micro: Optional[int] = None
+        self._rollout_stats: dict[str, float] = {}
+        self._step_stats: dict[str, float] = {}
 
-class PPOTrainer:
-    """Policy + value head, reward model(s)/functions, GAE, clipped objective, KL penalty to the reference."""
+    def count_batch(self, inputs: Any) -> None:
+        """Overridden by ThroughputMixin (build_ppo mixes it in before this class)."""
 
-    def __init__(self, setup: AlignSetup, rollout_factory: Any):
-        cfg = self.cfg = setup.cfg
-        if cfg.resume_from_checkpoint:
-            raise ConfigError("--rlhf_type ppo: --resume_from_checkpoint is not supported; start a new run")
-        self.setup, self.output_dir, self.tokenizer = setup, Path(setup.output_dir), setup.tokenizer
-        self.template = copy.copy(setup.template)
-        self.template.max_length = None  # prompt + completion; prompts were length-checked by the data layer
-        torch.manual_seed(cfg.seed)
-        self.ref_model = setup.ref_model if cfg.train_type != "lora" else None
-        if cfg.train_type != "lora" and self.ref_model is None:
-            self.ref_model = copy.deepcopy(setup.model).eval().requires_grad_(False)
-        self.policy = apply_tuner(setup.model, cfg, getattr(setup.info, "family", None))
-        disable_dropout(self.policy)  # old/new log-probs and ratios must come from the same function (as TRL's PPO)
-        self.device = next(self.policy.parameters()).device
-        hidden = self.policy.config.get_text_config().hidden_size
-        self.value_head = ValueHead(hidden).to(self.device)
-        self.rollouts = rollout_factory(self.policy, max_new_tokens=cfg.max_completion_length,
-                                        temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                        repetition_penalty=cfg.repetition_penalty)
-        self.policy.train()
-        self.reward_funcs, self.reward_weights = reward_functions(setup)
-        self.batch_size = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-        per_epoch = math.ceil(len(setup.train) / self.batch_size)
-        self.total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(per_epoch * cfg.num_train_epochs))
-        self._build_optimizer()
-        self.state = SimpleNamespace(global_step=0, epoch=0.0, is_world_process_zero=True, log_history=[])
-        self.first_step_callback = TimeToFirstStep(setup.started)
-        self.logger = JsonlLogger(self.output_dir)
-        self.writer = self._tensorboard()
-        self.total_tokens = 0
+    # ---- data: one block of prompt rows per rollout, repeated for each of its micro-steps ------------------------
+    def get_train_dataloader(self) -> Any:
+        return self._get_dataloader(dataset=self.train_dataset, description="Training",
+                                    batch_size=self._train_batch_size * self.args.gradient_accumulation_steps,
+                                    sampler_fn=self._get_train_sampler, is_training=True)
 
-    # ---- setup --------------------------------------------------------------------------------
-    def _build_optimizer(self) -> None:
-        from transformers import get_scheduler
+    def _get_train_sampler(self, train_dataset: Any = None) -> RolloutSampler:
+        accumulation = self.args.gradient_accumulation_steps
+        block = self._train_batch_size * accumulation * max(1, self.args.world_size)
+        return RolloutSampler(len(self.train_dataset), block, accumulation * self.ppo.num_ppo_epochs, self.args.seed)
 
-        cfg = self.cfg
-        params = [p for p in self.policy.parameters() if p.requires_grad] + list(self.value_head.parameters())
-        self.lr = cfg.learning_rate if cfg.learning_rate is not None else (1e-4 if cfg.train_type == "lora" else 1e-6)
-        self.optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=cfg.weight_decay)
-        updates = self.total_steps * cfg.num_ppo_epochs
-        self.scheduler = get_scheduler(cfg.lr_scheduler_type, self.optimizer,
-                                       num_warmup_steps=int(cfg.warmup_ratio * updates), num_training_steps=updates)
-        self.params = params
+    # ---- training ----------------------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint: Optional[str] = None, *args: Any, **kwargs: Any) -> Any:
+        self._buffer = self._micro = None  # a resumed run counts its micro-steps from the restored global step
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
-    def _tensorboard(self) -> Any:
-        if "tensorboard" not in self.cfg.report_to and "all" not in self.cfg.report_to:
-            return None
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(str(self.output_dir / "runs"))
-
-    # ---- rollouts -----------------------------------------------------------------------------
-    def _encode(self, rows: list[dict], texts: list[str]) -> dict[str, torch.Tensor]:
-        """Prompt + completion through swiftall's Template; response positions in the next-token frame."""
-        seqs, spans = [], []
-        for row, text in zip(rows, texts):
-            enc = self.template.encode(row["prompt"] + [{"role": "assistant", "content": text}])
-            labels = enc.labels
-            end = len(labels)
-            while end > 0 and labels[end - 1] == IGNORE:
-                end -= 1
-            start = end
-            while start > 0 and labels[start - 1] != IGNORE:
-                start -= 1
-            seqs.append(enc.input_ids[:end])
-            spans.append((start - 1, end - 1))  # logits at t predict token t + 1
-        longest = max(len(s) for s in seqs)
-        width = max(b - a for a, b in spans)
-        ids = torch.full((len(seqs), longest), self.tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        positions = torch.zeros((len(seqs), width), dtype=torch.long)
-        mask = torch.zeros((len(seqs), width))
-        for i, (seq, (a, b)) in enumerate(zip(seqs, spans)):
-            ids[i, :len(seq)] = torch.tensor(seq)
-            attn[i, :len(seq)] = 1
-            positions[i, :b - a] = torch.arange(a, b)
-            mask[i, :b - a] = 1
-        return {k: v.to(self.device) for k, v in
-                {"input_ids": ids, "attention_mask": attn, "positions": positions, "mask": mask}.items()}
-
-    def _forward(self, model: Any, batch: dict, with_values: bool) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    output_hidden_states=with_values, use_cache=False)
-        pos = batch["positions"]
-        rows = torch.arange(pos.shape[0], device=pos.device).unsqueeze(1)
-        logits = out.logits[rows, pos]
-        targets = batch["input_ids"][rows, pos + 1]
-        logp = token_logprobs(logits, targets, self.cfg.temperature)
-        values = self.value_head(out.hidden_states[-1][rows, pos]) if with_values else None
-        return logp, values
-
-    def _reference(self) -> Any:
-        if self.ref_model is not None:
-            return self.ref_model, contextlib.nullcontext()
-        return self.policy, self.policy.disable_adapter()
+    def training_step(self, model: Any, inputs: list[dict], num_items_in_batch: Any = None) -> torch.Tensor:
+        model.train()
+        accumulation = self.args.gradient_accumulation_steps
+        if self._micro is None:
+            self._micro = self.state.global_step * accumulation
+        part = self._micro % accumulation
+        if self._buffer is None or self._micro % (accumulation * self.ppo.num_ppo_epochs) == 0:
+            self._buffer, self._rollout_stats = self.rollout(inputs)
+        self._micro += 1
+        batch = self._buffer[part]
+        self.count_batch({"attention_mask": batch["attention_mask"], "completion_mask": batch["mask"]})
+        with self.compute_loss_context_manager():
+            logp, values = model(batch["input_ids"], batch["attention_mask"], batch["positions"])
+            pg_loss, vf_loss, stats = ppo_losses(logp, batch["old_logp"], batch["advantages"], values,
+                                                 batch["old_values"], batch["returns"], batch["mask"],
+                                                 self.ppo.cliprange, self.ppo.cliprange_value, batch["num_tokens"])
+            loss = pg_loss + self.ppo.vf_coef * vf_loss
+        self.accelerator.backward(loss)
+        self._record(part, {"loss/policy": pg_loss.item(), "loss/value": vf_loss.item(), **stats})
+        return loss.detach()
 
     @torch.no_grad()
-    def rollout(self, rows: list[dict]) -> tuple[dict, dict[str, float]]:
-        texts = self.rollouts.texts(rows)  # eval mode, no grad; the policy's mode is restored
-        batch = self._encode(rows, texts)
+    def rollout(self, rows: list[dict]) -> tuple[list[dict], dict[str, float]]:
+        """Completions, rewards, KL, values, GAE for a batch of prompt rows; returns its micro-batches and stats."""
+        wrapper = self.accelerator.unwrap_model(self.model)
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from the seeded, checkpointed random state: reproducible
+        texts = self.rollouts.texts(rows, seed=seed)  # eval mode, no grad; the policy's mode is restored
+        device = next(wrapper.policy.parameters()).device
+        batch = encode_rollout(self.template, self.processing_class.pad_token_id, rows, texts, device)
         mask = batch["mask"]
-        old_logp, old_values = self._forward(self.policy, batch, with_values=True)
-        ref, context = self._reference()
-        with context:
-            ref_logp, _ = self._forward(ref, batch, with_values=False)
+        with self.compute_loss_context_manager():
+            old_logp, old_values = wrapper(batch["input_ids"], batch["attention_mask"], batch["positions"])
+            ref_logp = self._reference_logprobs(wrapper, batch)
         columns = {k: [r.get(k) for r in rows] for k in rows[0] if k not in ("prompt", "images")}
         scores, means = combine(self.reward_funcs, self.reward_weights, [r["prompt"] for r in rows],
                                 [[{"role": "assistant", "content": t}] for t in texts], columns)
-        scores_t = torch.tensor(scores, dtype=torch.float32, device=self.device)
-        rewards, kl = token_rewards(scores_t, old_logp, ref_logp, mask, self.cfg.kl_coef)
-        advantages, returns = gae(rewards, old_values, mask, self.cfg.gamma, self.cfg.lam)
-        advantages = masked_whiten(advantages, mask)
-        batch.update(old_logp=old_logp, old_values=old_values, advantages=advantages, returns=returns)
-        self.total_tokens += int(batch["attention_mask"].sum())
-        lengths = mask.sum(dim=1)
-        stats = {"reward": float(scores_t.mean()), "objective/scores": float(scores_t.mean()),
-                 "kl": float(kl.sum(dim=1).mean()), "objective/kl": float(kl.sum(dim=1).mean()),
-                 "objective/non_score_reward": float((-self.cfg.kl_coef * kl).sum(dim=1).mean()),
-                 "completions/mean_length": float(lengths.mean()), **means}
-        return batch, stats
+        scores_t = torch.tensor(scores, dtype=torch.float32, device=device)
+        rewards, kl = token_rewards(scores_t, old_logp, ref_logp, mask, self.ppo.kl_coef)
+        advantages, returns = gae(rewards, old_values, mask, self.ppo.gamma, self.ppo.lam)
+        batch.update(old_logp=old_logp, old_values=old_values, advantages=masked_whiten(advantages, mask),
+                     returns=returns)
+        kl_sum = float(kl.sum(dim=1).mean())
+        stats = {"reward": float(scores_t.mean()), "objective/scores": float(scores_t.mean()), "kl": kl_sum,
+                 "objective/kl": kl_sum, "objective/non_score_reward": -self.ppo.kl_coef * kl_sum,
+                 "completions/mean_length": float(mask.sum(dim=1).mean()), "val/mean": float(masked_mean(
+                     old_values, mask)), "entropy_proxy/neg_logp": float(-masked_mean(old_logp, mask)), **means}
+        return split_rollout(batch, self.args.gradient_accumulation_steps), stats
 
-    # ---- updates ------------------------------------------------------------------------------
-    def update(self, batch: dict) -> dict[str, float]:
-        cfg, mask = self.cfg, batch["mask"]
-        totals: dict[str, float] = {}
-        for _ in range(cfg.num_ppo_epochs):
-            logp, values = self._forward(self.policy, batch, with_values=True)
-            pg_loss, vf_loss, stats = ppo_losses(logp, batch["old_logp"], batch["advantages"], values,
-                                                 batch["old_values"], batch["returns"], mask, cfg.cliprange,
-                                                 cfg.cliprange_value)
-            loss = pg_loss + cfg.vf_coef * vf_loss
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            step_stats = {"loss": loss.item(), "loss/policy": pg_loss.item(), "loss/value": vf_loss.item(),
-                          "grad_norm": float(grad_norm), **stats}
-            for k, v in step_stats.items():
-                totals[k] = totals.get(k, 0.0) + v / cfg.num_ppo_epochs
-        totals["entropy_proxy/neg_logp"] = float(-masked_mean(batch["old_logp"], mask))
-        return totals
+    def _reference_logprobs(self, wrapper: PolicyAndValue, batch: dict) -> torch.Tensor:
+        if self.ref_model is not None:
+            return response_logprobs(self.ref_model, batch, self.ppo.temperature)[0]
+        with wrapper.policy.disable_adapter():  # LoRA: the base model is the reference
+            return response_logprobs(wrapper.policy, batch, self.ppo.temperature)[0]
 
-    def train(self, resume_from_checkpoint: Optional[str] = None) -> Any:
-        rows = list(self.setup.train)
-        rng = random.Random(self.cfg.seed)
-        order: list[int] = []
-        window_start, losses = time.time(), []
-        for step in range(1, self.total_steps + 1):
-            if len(order) < self.batch_size:
-                fresh = list(range(len(rows)))
-                rng.shuffle(fresh)
-                order += fresh
-            picked, order = order[: self.batch_size], order[self.batch_size:]
-            batch, stats = self.rollout([rows[i] for i in picked])
-            stats.update(self.update(batch))
-            losses.append(stats["loss"])
-            self.state.global_step = step
-            self.state.epoch = step * self.batch_size / max(len(rows), 1)
-            self.first_step_callback.on_step_end(None, self.state, None)
-            if step == 1 or step % self.cfg.logging_steps == 0 or step == self.total_steps:
-                elapsed = max(time.time() - window_start, 1e-9)
-                stats.update(learning_rate=self.scheduler.get_last_lr()[0], step_time_s=round(elapsed, 3),
-                             **memory_gib())
-                self._log(stats)
-                window_start = time.time()
-            if step % self.cfg.save_steps == 0 and step < self.total_steps:
-                self._checkpoint(step)
-        if self.writer is not None:
-            self.writer.close()
-        return SimpleNamespace(training_loss=sum(losses) / max(len(losses), 1), global_step=self.total_steps)
+    def _record(self, part: int, shares: dict[str, float]) -> None:
+        """Micro-steps' shares add up to the optimizer step's values; each step logs them with its rollout's."""
+        if part == 0:
+            self._step_stats = {}
+        for key, value in shares.items():
+            self._step_stats[key] = self._step_stats.get(key, 0.0) + value
+        if part == self.args.gradient_accumulation_steps - 1:
+            for key, value in {**self._rollout_stats, **self._step_stats}.items():
+                self._metrics[key].append(value)
 
-    # ---- outputs ------------------------------------------------------------------------------
-    def _log(self, stats: dict[str, float]) -> None:
-        logs = {k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()}
-        self.state.log_history.append({"step": self.state.global_step, **logs})
-        self.logger.on_log(None, self.state, None, logs=logs)
-        if self.writer is not None:
-            for k, v in logs.items():
-                self.writer.add_scalar(f"train/{k}", v, self.state.global_step)
-        logger.info(f"ppo step {self.state.global_step}/{self.total_steps}: reward {stats['reward']:.3f}, "
-                    f"kl {stats['kl']:.4f}, loss {stats['loss']:.4f}")
+    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        if "loss" in logs and self._metrics:
+            logs.update({key: sum(values) / len(values) for key, values in self._metrics.items()})
+            self._metrics.clear()
+        super().log(logs, start_time)
 
-    def save_model(self, output_dir: str) -> None:
-        out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.policy.save_pretrained(str(out))
-        self.tokenizer.save_pretrained(str(out))
-        torch.save(self.value_head.state_dict(), out / "value_head.pt")
+    # ---- outputs: the policy as sft writes it, the value head beside it ------------------------------------------
+    def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
+        from transformers.trainer import TRAINING_ARGS_NAME
 
-    def save_state(self) -> None:
-        state = {"global_step": self.state.global_step, "log_history": self.state.log_history}
-        (self.output_dir / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        save_policy_and_value(self.accelerator.unwrap_model(self.model), output_dir, state_dict)
+        self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
-    def _checkpoint(self, step: int) -> None:
-        self.save_model(str(self.output_dir / f"checkpoint-{step}"))
-        limit = self.cfg.save_total_limit
-        if limit:
-            found = sorted((int(p.name.split("-")[1]), p) for p in self.output_dir.glob("checkpoint-*"))
-            for _, old in found[:-limit]:
-                shutil.rmtree(old, ignore_errors=True)
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        if self.is_fsdp_enabled:  # FSDP's own sharded model files, written by transformers
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_policy_and_value(self.accelerator.unwrap_model(model or self.model), resume_from_checkpoint)
 
 
 def build_ppo(setup: AlignSetup, rollout_factory: Any) -> PPOTrainer:
-    """rollout_factory(policy, **sampling) -> rollouts with .texts(rows) (the pipeline builds it on an Engine)."""
-    return PPOTrainer(setup, rollout_factory)
+    """rollout_factory(policy, **sampling) -> rollouts with .texts(rows, seed) (the pipeline builds it on an Engine)."""
+    cfg = setup.cfg
+    torch.manual_seed(cfg.seed)
+    template = copy.copy(setup.template)
+    template.max_length = None  # prompt + completion; prompts were length-checked by the data layer
+    ref_model = setup.ref_model if cfg.train_type != "lora" else None
+    if cfg.train_type != "lora" and ref_model is None:
+        ref_model = copy.deepcopy(setup.model).eval().requires_grad_(False)
+    policy = apply_tuner(setup.model, cfg, getattr(setup.info, "family", None))
+    disable_dropout(policy)
+    settings = PPOSettings.from_config(cfg)
+    model = PolicyAndValue(policy, settings.temperature)
+    rollouts = rollout_factory(policy, max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature,
+                               top_p=cfg.top_p, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty)
+    args = training_arguments(cfg, setup.output_dir, has_eval=False)
+    if cfg.learning_rate is None and cfg.train_type != "lora":
+        args.learning_rate = 1e-6  # full-model PPO moves far with sft's default
+    if setup.val:
+        logger.warning(f"ppo: the {len(setup.val)} validation rows are not used (ppo has no evaluation step)")
+    return with_throughput(PPOTrainer)(
+        model=model, args=args, train_rows=setup.train, tokenizer=setup.tokenizer, template=template,
+        rollouts=rollouts, rewards=reward_functions(setup), settings=settings, ref_model=ref_model,
+        callbacks=callbacks(setup))

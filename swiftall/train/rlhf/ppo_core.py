@@ -1,16 +1,21 @@
 """The PPO math (Schulman et al. 2017; RLHF as in Ziegler et al. 2019 / Ouyang et al. 2022), on [batch, tokens]
 tensors of response positions with a 0/1 mask: per-token rewards with a KL penalty to the reference, GAE,
-the clipped policy objective and the clipped value loss."""
+the clipped policy objective and the clipped value loss.
+
+The losses divide by `num_tokens` when given (the response tokens of the whole rollout batch rather than of the
+micro-batch): the micro-batches of one gradient-accumulation step then add up to the loss, gradient and diagnostics
+of the whole batch taken at once."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, num_tokens: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean over the masked positions, or their sum over `num_tokens` (a micro-batch's share of a larger mean)."""
+    return (x * mask).sum() / (mask.sum().clamp(min=1) if num_tokens is None else num_tokens)
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -54,18 +59,19 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 def ppo_losses(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, values: torch.Tensor,
                old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange: float,
-               cliprange_value: float) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+               cliprange_value: float, num_tokens: Optional[torch.Tensor] = None
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Clipped surrogate policy loss and clipped value loss (both masked means), with diagnostics."""
     ratio = torch.exp(logprobs - old_logprobs)
     pg1 = -advantages * ratio
     pg2 = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    pg_loss = masked_mean(torch.maximum(pg1, pg2), mask)
+    pg_loss = masked_mean(torch.maximum(pg1, pg2), mask, num_tokens)
     v_clipped = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
-    vf_loss = 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (v_clipped - returns) ** 2), mask)
+    vf_loss = 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (v_clipped - returns) ** 2), mask, num_tokens)
     with torch.no_grad():
-        stats = {"policy/clipfrac": masked_mean((pg2 > pg1).float(), mask).item(),
-                 "policy/approxkl": 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask).item(),
-                 "val/clipfrac": masked_mean(((values - returns) ** 2 < (v_clipped - returns) ** 2).float(),
-                                             mask).item(),
-                 "policy/ratio": masked_mean(ratio, mask).item()}
+        stats = {"policy/clipfrac": masked_mean((pg2 > pg1).float(), mask, num_tokens).item(),
+                 "policy/approxkl": 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask, num_tokens).item(),
+                 "val/clipfrac": masked_mean(((values - returns) ** 2 < (v_clipped - returns) ** 2).float(), mask,
+                                             num_tokens).item(),
+                 "policy/ratio": masked_mean(ratio, mask, num_tokens).item()}
     return pg_loss, vf_loss, stats
