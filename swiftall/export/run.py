@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..utils.log import get_logger
-from .calib import TextSplit, split_texts
+from .calib import TextSplit
 from .check import enforce, format_table, run_check, write_report
 from .options import ExportOptions
 from .output import file_sizes, scratch_dir, staged_dir
@@ -83,10 +83,6 @@ def check_folder(exported: Path, original: Optional[Path], tokenizer: Any, texts
         exp.close()
     result["held_out_source"] = texts.source
     return result
-
-
-def texts_for(cfg: Any, tokenizer: Any, opts: ExportOptions) -> TextSplit:
-    return split_texts(cfg, tokenizer, opts.quant_n_samples, opts.check_n_samples, opts.quant_seqlen)
 
 
 def finish(report: dict[str, Any], out: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from .common import fill_model_from_run, model_info, run_args
+from .export_data import texts_for
 
 logger = get_logger(__name__)
 COMMON = {"model": None, "model_type": None, "hub": "huggingface", "revision": None, "adapters": [],
@@ -80,7 +81,7 @@ def _merge_only(cfg: Any, opts: Any) -> Path:
 def _quantize(cfg: Any, opts: Any) -> Path:
     from ..export.merge import merge_lora
     from ..export.output import refuse_existing, scratch_dir
-    from ..export.run import export_model, finish, texts_for
+    from ..export.run import export_model, finish
     from ..models import load_tokenizer
 
     info = model_info(cfg)
@@ -102,7 +103,7 @@ def _quantize(cfg: Any, opts: Any) -> Path:
 
 def _check_only(cfg: Any, opts: Any) -> Path:
     from ..export.check import format_table, write_report
-    from ..export.run import check_folder, finish, texts_for
+    from ..export.run import check_folder, finish
     from ..models import load_model, load_tokenizer
     from ..tuners import attach_adapters
 
