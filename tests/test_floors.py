@@ -16,14 +16,15 @@ PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 FEATURES = {
     "transformers": ("5.2", "TrainingArguments(train_sampling_strategy=...), a float warmup_steps as a ratio",
                      lambda: "train_sampling_strategy" in _fields("transformers", "TrainingArguments")),
-    "trl": ("1.15", "trl.kernels.chunked_logprob (DPO/KTO/GRPO log-probs), CPO/ORPO/GKD in trl.experimental",
-            lambda: _has("trl.kernels", "chunked_logprob") and _has("trl.experimental.cpo", "CPOTrainer")
+    "trl": ("1.16", "trl.kernels.chunked_logprob with a torch path on CPUs (1.15's is Triton-only), CPO/ORPO/GKD in "
+            "trl.experimental",
+            lambda: _has("trl.kernels.chunked_logprob", "_use_triton") and _has("trl.experimental.cpo", "CPOTrainer")
             and _has("trl.experimental.orpo", "ORPOTrainer") and _has("trl.experimental.gkd", "GKDTrainer")
             and _has("trl.data_utils", "pack_dataset")),
     "peft": ("0.18", "EVA initialisation (peft.EvaConfig); the oldest peft tested beside transformers 5.2",
              lambda: _has("peft", "EvaConfig") and _has("peft", "initialize_lora_eva_weights")),
-    "accelerate": ("1.4", "what trl 1.15 requires", lambda: True),
-    "datasets": ("4.7", "what trl 1.15 requires", lambda: _has("datasets", "Dataset")),
+    "accelerate": ("1.10.1", "what trl 1.16 requires", lambda: True),
+    "datasets": ("4.7", "what trl 1.16 requires", lambda: _has("datasets", "Dataset")),
     "huggingface_hub": ("1.3", "what transformers 5.2 requires", lambda: _has("huggingface_hub", "snapshot_download")),
 }
 
