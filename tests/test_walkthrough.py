@@ -250,9 +250,12 @@ def test_batch_results_keep_the_reference_as_labels():
 
 def test_export_of_a_checkpoint_goes_beside_the_run(tmp_path):
     from swiftall.pipelines.common import beside_run
+    from swiftall.pipelines.export import _default_out
 
     assert beside_run(f"{tmp_path}/run1/checkpoint-3", "merged") == tmp_path / "run1-checkpoint-3-merged"
     assert beside_run(f"a={tmp_path}/run1/", "gptq") == tmp_path / "run1-gptq"
+    cfg = type("Cfg", (), {"output_dir": None, "adapters": [f"{tmp_path}/run1/checkpoint-3"]})()
+    assert _default_out(cfg, "merged") == tmp_path / "run1-checkpoint-3-merged"  # what export writes to
 
 
 def test_deploy_finds_a_port_in_use_before_loading(monkeypatch, capsys):

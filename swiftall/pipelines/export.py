@@ -9,7 +9,7 @@ from typing import Any
 
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
-from .common import fill_model_from_run, model_info, run_args
+from .common import beside_run, fill_model_from_run, model_info, run_args
 from .export_data import texts_for
 
 logger = get_logger(__name__)
@@ -52,7 +52,7 @@ def _default_out(cfg: Any, suffix: str) -> Path:
     if cfg.output_dir:
         return Path(cfg.output_dir)
     if cfg.adapters:
-        return Path(str(Path(cfg.adapters[0]).resolve()) + f"-{suffix}")
+        return beside_run(cfg.adapters[0], suffix)  # RUN/checkpoint-N -> RUN-checkpoint-N-<suffix>, beside RUN
     name = Path(cfg.model or cfg.model_type).name.replace(".gguf", "")
     return Path("output") / f"{name}-{suffix}"
 
