@@ -88,7 +88,7 @@ def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingAr
         data_seed=cfg.data_seed,
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        train_sampling_strategy="group_by_length" if getattr(cfg, "group_by_length", True) else "random",
         dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
