@@ -9,13 +9,14 @@ from typing import Any, Optional, Sequence
 from ..config import InferConfig
 from ..data import read_rows
 from ..data.convert import rename_columns, to_messages
+from ..data.results import result_row
 from ..data.validate import validate_sample
 from ..infer import InferRequest, RequestConfig
 from ..infer.chat import run_chat
 from ..utils.errors import ConfigError, DataError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import fill_model_from_run, model_info, split_full_runs
+from .common import check_media_before_loading, fill_model_from_run, model_info, split_full_runs
 
 logger = get_logger(__name__)
 
@@ -62,6 +63,7 @@ def infer_main(config: Any = None) -> Any:
     specs = cfg.val_dataset or cfg.dataset
     rows = _prompt_rows(specs, cfg) if specs else None  # bad rows and missing files fail before the model loads
     media = _media_flags(cfg)
+    check_media_before_loading(cfg, media, [request for _, request in rows or []])
     with build_engine(cfg) as engine:  # its threads stop when this block ends: normally, on an error or on Ctrl-C
         if cfg.query is not None:
             return _one_question(engine, cfg, media)
@@ -129,7 +131,7 @@ def _batch(engine, cfg: InferConfig, rows: list[tuple[dict, InferRequest]]) -> l
     with path.open("w") as f:
         try:
             for i, response in engine.infer_iter(requests, RequestConfig.from_args(cfg)):
-                done[i] = {**rows[i][0], "response": response.text}
+                done[i] = result_row(rows[i][0], response.text)  # answer: response; reference: labels
                 while len(results) in done:  # the next row in order is answered: write it
                     _write_row(f, done[len(results)])
                     results.append(done[len(results)])
