@@ -161,9 +161,17 @@ class PPOTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         if "loss" in logs and self._metrics:
-            logs.update({key: sum(values) / len(values) for key, values in self._metrics.items()})
+            logs.update(self._mean_over_processes({k: sum(v) / len(v) for k, v in self._metrics.items()}))
             self._metrics.clear()
         super().log(logs, start_time)
+
+    def _mean_over_processes(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Every process logs at the same steps with the same keys; the logs show the mean over all of them."""
+        if self.args.world_size <= 1:
+            return metrics
+        keys = sorted(metrics)
+        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.args.device)
+        return dict(zip(keys, self.accelerator.reduce(values, reduction="mean").tolist()))
 
     # ---- outputs: the policy as sft writes it, the value head beside it ------------------------------------------
     def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
