@@ -192,3 +192,14 @@ def test_resume_restarts_from_the_latest_checkpoint(tmp_path, monkeypatch):
     manager.resume("run")
     assert started == [("sft", ["--model", "m", "--max_steps", "20", "--resume_from_checkpoint",
                                 str(folder / "checkpoint-10")], str(folder), "run")]
+
+
+def test_deploy_tab_url_and_curl_example():
+    from swiftall.webui.tabs.deploy import curl_example, server_url
+
+    args = ["--model", "smollm2-135m-instruct", "--host", "0.0.0.0", "--port", "8011", "--api_key", "k"]
+    url = server_url(args)
+    assert url == "http://127.0.0.1:8011"
+    curl = curl_example(url, args)
+    assert curl.startswith("curl http://127.0.0.1:8011/v1/chat/completions") and "Bearer $API_KEY" in curl
+    assert '"model": "smollm2-135m-instruct"' in curl and server_url([]) == "http://127.0.0.1:8000"

@@ -133,8 +133,8 @@ def log_tail(view: RunView, lines: int = 40) -> str:
     """The last lines of the run's console (runs started here) or of its logging.jsonl (command-line runs)."""
     if view.record and Path(view.record["log"]).is_file():
         text = Path(view.record["log"]).read_text(encoding="utf-8", errors="replace")
-        text = text.replace("\r", "\n")
-        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+        shown = [line.split("\r")[-1] or line for line in text.split("\n")]  # a progress bar: its latest state
+        return "\n".join([line for line in shown if line.strip()][-lines:])
     return "\n".join(json.dumps(r) for r in view.log[-lines:])
 
 
