@@ -6,10 +6,12 @@ from typing import Any, Sequence
 
 from ..models import ModelInfo, load_model, load_tokenizer
 from ..tuners import attach_adapters
+from ..tuners.adapters import check_mergeable
 
 
 def merge_lora(info: ModelInfo, adapters: Sequence[str], output_dir: Path, torch_dtype: str = "auto",
                trust_remote_code: bool = False) -> Path:
+    check_mergeable(adapters)  # before anything loads
     model = load_model(info, torch_dtype, None, trust_remote_code, device="cpu")
     tokenizer = load_tokenizer(info, trust_remote_code)
     model = attach_adapters(model, adapters)

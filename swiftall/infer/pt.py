@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Iterator, Optional, Sequence as Seq
 from ..models import ModelInfo, load_model, load_tokenizer, resolve_model
 from ..templates import Encoded, Template, get_template
 from ..tuners import attach_adapters
+from ..tuners.adapters import mixed_batches
 from ..utils.errors import ConfigError
 from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
@@ -31,7 +32,8 @@ class PtEngine(Engine):
         self.max_batch_size = max_batch_size
         self.default_config = default_config or RequestConfig()
         self.adapters = list(getattr(model, "peft_config", {}) or {})
-        self.scheduler = Scheduler(self.model, max_batch_size, max_queue, use_adapter_names=bool(self.adapters))
+        self.scheduler = Scheduler(self.model, max_batch_size, max_queue,
+                                   use_adapter_names=bool(self.adapters) and mixed_batches(model))
         self.max_model_len = _context_length(model)
         self._lock = threading.Lock()
         self._generator = GenerateWorker()  # requests with model inputs besides token ids, one at a time

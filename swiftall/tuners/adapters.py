@@ -52,3 +52,21 @@ def _own_tuner(model: Any, specs: Sequence[Any]) -> Any:
         raise ConfigError(f"--adapters: {', '.join(own)} ({', '.join(sorted(set(own.values())))}) cannot be served "
                           "beside other adapters; give it alone")
     return {"adapter": adapter, "reft": reft}[own[specs[0].item]].load(model, specs[0].path)
+
+
+def check_mergeable(adapters: Sequence[str]) -> None:
+    """export --merge_lora: refuse adapters whose tuner cannot be folded into the weights, before loading."""
+    from .compat import merge_refusal
+    from .own_format import tuner_of
+
+    for spec in parse_adapters(adapters):
+        why = merge_refusal(tuner_of(spec.path), spec.item)
+        if why:
+            raise ConfigError(why)
+
+
+def mixed_batches(model: Any) -> bool:
+    """Whether requests for different adapters may share a batch (peft's `adapter_names`): LoRA adapters only; a
+    model with another peft tuner answers every request with its one adapter."""
+    configs = getattr(model, "peft_config", {}) or {}
+    return bool(configs) and all(getattr(c, "peft_type", None) == "LORA" for c in configs.values())
