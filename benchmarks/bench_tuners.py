@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Tuners side by side on the embedded model: the same rows, batch and steps for each, each run in its own process.
+
+Prints seconds per step (the training loop's time over its steps), trained tokens per second, the process's peak
+RSS, and the final loss, with the ratios to plain LoRA's step time and peak memory. Targets: LoRA-family tuners
+within 1.3x LoRA's step time (DoRA is known to be slower), QLoRA's peak at most 60% of LoRA fp32's.
+
+    python benchmarks/bench_tuners.py [--rows 32] [--steps 8] [--tuners lora,dora,qlora,...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
+TUNERS = {
+    "lora": {}, "dora": {"use_dora": True}, "rslora": {"use_rslora": True}, "pissa": {"init_weights": "pissa"},
+    "lora_plus": {"lorap_lr_ratio": 16}, "qlora": {"quant_method": "bnb", "quant_bits": 4},
+    "adalora": {}, "ia3": {}, "vera": {"lora_rank": 64}, "boft": {}, "oft": {"oft_block_size": 16}, "fourierft": {},
+    "loha": {}, "lokr": {}, "prompt": {"packing": False}, "prefix": {"packing": False}, "p_tuning": {"packing": False},
+    "adapter": {}, "reft": {}, "llamapro": {"llamapro_num_new_blocks": 2}, "lisa": {"lisa_activated_layers": 2},
+    "galore": {"train_type": "full", "use_galore": True}, "full": {},
+}
+LORA_VARIANTS = {"dora", "rslora", "pissa", "lora_plus", "qlora"}
+RUNNER = r"""
+import json, resource, sys
+from swiftall import sft_main
+summary = sft_main(json.loads(sys.argv[1]))
+summary["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("BENCH_RESULT " + json.dumps(summary))
+"""
+
+
+def bench_rows(rows: int, workdir: Path) -> Path:
+    data = workdir / "data"
+    subprocess.run([sys.executable, str(MAKE_DATA), str(data)], check=True)
+    path = workdir / f"sft{rows}.jsonl"
+    path.write_text("".join((data / "sft.jsonl").read_text().splitlines(keepends=True)[:rows]))
+    return path
+
+
+def run(name: str, dataset: Path, steps: int, workdir: Path) -> dict:
+    options = dict(TUNERS[name])
+    train_type = options.pop("train_type", "lora" if name in LORA_VARIANTS else name)
+    config = {"model": "smollm2-135m-instruct", "dataset": [str(dataset)], "train_type": train_type,
+              "torch_dtype": "float32", "max_length": 512, "per_device_train_batch_size": 4, "max_steps": steps,
+              "learning_rate": 1e-5 if train_type in ("full", "lisa", "llamapro") else 1e-4, "save_steps": 100000,
+              "logging_steps": 1, "report_to": ["none"], "output_dir": str(workdir / name), **options}
+    out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"name": name, "error": out.stderr.strip().splitlines()[-1][:160]}
+    summary = json.loads(out.stdout.split("BENCH_RESULT ", 1)[1].splitlines()[0])
+    losses = [r["loss"] for r in map(json.loads, (workdir / name / "logging.jsonl").read_text().splitlines())
+              if "loss" in r]
+    loop = summary["train_loop_s"] or summary["train_runtime_s"]
+    return {"name": name, "s_per_step": loop / max(1, summary["global_step"]),
+            "trained_tok_s": summary["trained_tokens"] / loop if loop else 0.0,
+            "peak_gib": summary["peak_rss_kib"] / 2 ** 20, "final_loss": losses[-1] if losses else float("nan")}
+
+
+def report(results: list[dict]) -> str:
+    lora = next((r for r in results if r["name"] == "lora" and "error" not in r), None)
+    lines = [f"{'tuner':<10} {'s/step':>7} {'x LoRA':>7} {'trained tok/s':>13} {'peak GiB':>9} {'x LoRA':>7} "
+             f"{'final loss':>10}"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['name']:<10} failed: {r['error']}")
+            continue
+        step_x = r["s_per_step"] / lora["s_per_step"] if lora else float("nan")
+        peak_x = r["peak_gib"] / lora["peak_gib"] if lora else float("nan")
+        lines.append(f"{r['name']:<10} {r['s_per_step']:>7.2f} {step_x:>7.2f} {r['trained_tok_s']:>13.1f} "
+                     f"{r['peak_gib']:>9.2f} {peak_x:>7.2f} {r['final_loss']:>10.3f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--tuners", default=",".join(TUNERS))
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    names = [n for n in args.tuners.split(",") if n]
+    unknown = [n for n in names if n not in TUNERS]
+    if unknown:
+        raise SystemExit(f"--tuners: unknown {unknown}; choose from {', '.join(TUNERS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        dataset = bench_rows(args.rows, workdir)
+        results = []
+        for name in names:
+            results.append(run(name, dataset, args.steps, workdir))
+            print(report(results).splitlines()[-1], flush=True)
+    print()
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
