@@ -73,10 +73,13 @@ class PolicyAndValue(nn.Module):
         return logp, self.value_head(hidden)
 
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs: Optional[dict] = None,
-                                        **_: Any) -> None:
+                                        **options: Any) -> None:
         """--gradient_checkpointing: the Trainer asks the module it trains; the policy's layers do it."""
-        self.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs
-                                                  or {"use_reentrant": False})
+        kwargs = activation_checkpointing_kwargs or {"use_reentrant": False}
+        if hasattr(self.policy, "activation_checkpointing_enable"):  # transformers 5
+            self.policy.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs, **options)
+        else:
+            self.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if hasattr(self.policy, "enable_input_require_grads"):
             self.policy.enable_input_require_grads()
 
