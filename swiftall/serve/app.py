@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..infer.engine import Engine
+from ..infer.engine import Engine, shut_down
 from ..utils.log import get_logger
 from .errors import ApiError, error_body, validation_error
 from .handlers import Handlers, ServeSettings
@@ -27,8 +27,8 @@ def create_app(engine: Engine, settings: ServeSettings, close_engine: bool = Tru
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        if close_engine:  # uvicorn has let in-flight requests finish; the engine drains what is left
-            engine.close()
+        if close_engine:  # uvicorn has let in-flight requests finish: what the engine still runs has no client left
+            shut_down(engine, cancel=True)
 
     app = FastAPI(title="swiftall OpenAI-compatible server", version="1", lifespan=lifespan)
     _install_errors(app)
