@@ -324,6 +324,36 @@ def test_checkpoints_are_written_aside_and_renamed_when_whole(tiny_dir, tmp_path
         assert (out / f"checkpoint-{step}" / "rng_state.pth").is_file()
 
 
+def test_ctrl_c_while_a_checkpoint_is_written_then_resume(tiny_dir, tmp_path, monkeypatch, swiftall_log):
+    from transformers import Trainer
+
+    from swiftall import sft_main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    run = tmp_path / "run"
+    config = {"model": str(tiny_dir), "dataset": [str(data)], "output_dir": str(run), "max_steps": 3,
+              "save_steps": 1, "per_device_train_batch_size": 2, "report_to": ["none"]}
+    save_rng = Trainer._save_rng_state
+
+    def ctrl_c_on_the_second_save(self, output_dir):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt
+        save_rng(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", ctrl_c_on_the_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        sft_main(config)
+    assert not (run / "checkpoint-2").exists() and (run / ".saving-checkpoint-2").is_dir()
+    assert f"checkpoint-1 is the last complete checkpoint: rerun the same command with --resume_from_checkpoint " \
+           f"{run}" in swiftall_log.text
+    monkeypatch.setattr(Trainer, "_save_rng_state", save_rng)
+    summary = sft_main({**config, "resume_from_checkpoint": str(run)})
+    assert summary["global_step"] == 3
+    assert sorted(p.name for p in run.iterdir() if "checkpoint" in p.name) == ["checkpoint-1", "checkpoint-2",
+                                                                               "checkpoint-3"]
+
+
 # ---- SIGKILL at several points, resumed each time ------------------------------------------------------------------
 SLOW_SAVES = """
 import sys, time

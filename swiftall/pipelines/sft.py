@@ -11,7 +11,8 @@ from ..data.collator import PaddingFreeCollator, pack_rows
 from ..models import load_tokenizer
 from ..models.device import resolve_dtype
 from ..templates import get_template
-from ..train.outputs import check_output_dir, create_output_dir, output_dir_for, resolve_resume
+from ..train.outputs import check_output_dir, create_output_dir, output_dir_for, resolve_resume, \
+    say_how_to_resume
 from ..train.plots import write_plots
 from ..train.trainer import build_trainer
 from ..train.varlen import use_varlen_attention
@@ -58,7 +59,11 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     varlen = isinstance(collator, PaddingFreeCollator) and use_varlen_attention(model)
     trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started,
                             family=info.family)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except KeyboardInterrupt:
+        say_how_to_resume(output_dir)
+        raise
     if varlen:  # saved models name a standard attention implementation
         (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation("sdpa")
     trainer.save_model(str(output_dir))

@@ -92,5 +92,15 @@ def prepare_output_dir(output_dir: Optional[str], model_name: str, overwrite: bo
     return create_output_dir(output_dir_for(output_dir, model_name, resume))
 
 
+def say_how_to_resume(output_dir: Path) -> None:
+    """After Ctrl-C in training: where the run can continue from, and the flag that does it."""
+    latest = latest_checkpoint(output_dir)
+    if latest is None:
+        logger.warning(f"interrupted before the first checkpoint (--save_steps); nothing in {output_dir} to resume")
+        return
+    logger.warning(f"interrupted; {latest.name} is the last complete checkpoint: rerun the same command with "
+                   f"--resume_from_checkpoint {output_dir} to continue from it")
+
+
 def _holds_results(path: Path) -> bool:
     return any(p.name not in NOT_RESULTS for p in path.iterdir())
