@@ -102,23 +102,7 @@ def _run(cfg: Any) -> dict[str, Any]:
     started = time.time()
     load_plugins(cfg.plugin)  # before the model, data and rewards are resolved
     method = METHODS[cfg.rlhf_type]
-    if cfg.rlhf_type == "kto" and (cfg.loss_type or ["kto"])[0] == "kto" and cfg.per_device_train_batch_size < 2:
-        raise ConfigError("kto: --per_device_train_batch_size must be at least 2 (KTO's KL term pairs each row with "
-                          "another row of its batch)")
-    start = _start_model(cfg)
-    resume = resolve_resume(cfg.resume_from_checkpoint)
-    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resume)  # before anything loads; writes nothing
-    info = model_info(cfg)
-
-    tokenizer = load_tokenizer(info, cfg.trust_remote_code)
-    template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
-                            truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
-    data = build_align_data(cfg, template, method.data)  # all data errors surface before the model loads
-    if cfg.rlhf_type != "dpo" and has_media(data.train + data.val):
-        raise ConfigError(f"--rlhf_type {cfg.rlhf_type}: rows with images/audios/videos are supported by --rlhf_type "
-                          "dpo (and sft); use dpo, or drop the media columns for a text-only run")
-    if cfg.rlhf_type in ("grpo", "ppo"):
-        check_reward_columns(cfg, data.train + data.val)
+    start, resume, info, tokenizer, template, data = _checked_inputs(cfg, method)
     output_dir = prepare_output_dir(cfg.output_dir, info.name, cfg.overwrite_output_dir, resume)  # checks passed
     cfg.output_dir = str(output_dir)
     saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(Path(info.path).resolve()),
@@ -135,19 +119,48 @@ def _run(cfg: Any) -> dict[str, Any]:
                        ref_model=_reference(cfg, model, method.needs_ref and cfg.rlhf_type != "grpo"),
                        load=lambda path: load_model(resolve_model(path, hub=cfg.hub), cfg.torch_dtype, cfg.attn_impl,
                                                     cfg.trust_remote_code))
-    extra = {}
-    if cfg.rlhf_type in ("ppo", "grpo"):  # completions through swiftall's pt Engine over the policy being trained
-        from ..infer.rollout import rollout_factory
-
-        batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-        extra["rollout_factory"] = rollout_factory(tokenizer, template, max_batch_size=batch)
-    trainer = build_alignment_trainer(setup, **extra)
+    trainer = build_alignment_trainer(setup, **_rollouts(cfg, tokenizer, template))
     logger.info(f"{cfg.rlhf_type}: {len(data.train)} training rows, {len(data.val)} validation rows; model "
                 f"{info.name} ({info.path})")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
     tokenizer.save_pretrained(str(output_dir))
+    return _summary(cfg, trainer, result, data, output_dir, started)
+
+
+def _checked_inputs(cfg: Any, method: Any) -> tuple:
+    """Everything that can be wrong with the command, checked before any folder is written or model loaded."""
+    if cfg.rlhf_type == "kto" and (cfg.loss_type or ["kto"])[0] == "kto" and cfg.per_device_train_batch_size < 2:
+        raise ConfigError("kto: --per_device_train_batch_size must be at least 2 (KTO's KL term pairs each row with "
+                          "another row of its batch)")
+    start = _start_model(cfg)
+    resume = resolve_resume(cfg.resume_from_checkpoint)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resume)  # before anything loads; writes nothing
+    info = model_info(cfg)
+    tokenizer = load_tokenizer(info, cfg.trust_remote_code)
+    template = get_template(tokenizer, info, system=cfg.system, max_length=cfg.max_length,
+                            truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
+    data = build_align_data(cfg, template, method.data)  # all data errors surface before the model loads
+    if cfg.rlhf_type != "dpo" and has_media(data.train + data.val):
+        raise ConfigError(f"--rlhf_type {cfg.rlhf_type}: rows with images/audios/videos are supported by --rlhf_type "
+                          "dpo (and sft); use dpo, or drop the media columns for a text-only run")
+    if cfg.rlhf_type in ("grpo", "ppo"):
+        check_reward_columns(cfg, data.train + data.val)
+    return start, resume, info, tokenizer, template, data
+
+
+def _rollouts(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any]:
+    """ppo/grpo completions come from swiftall's pt Engine over the policy being trained."""
+    if cfg.rlhf_type not in ("ppo", "grpo"):
+        return {}
+    from ..infer.rollout import rollout_factory
+
+    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    return {"rollout_factory": rollout_factory(tokenizer, template, max_batch_size=batch)}
+
+
+def _summary(cfg: Any, trainer: Any, result: Any, data: Any, output_dir: Path, started: float) -> dict[str, Any]:
     plots = write_plots(output_dir, CURVES)
     summary = {
         "output_dir": str(output_dir),
