@@ -83,3 +83,26 @@ def test_q4_k_m_through_llama_cpps_quantizer_loads_in_llama_cpp(tmp_path):
     report = report_of(out)
     assert report["check"]["loader"] == "llama.cpp" and report["check"]["passed"]
     assert report["files"]["model-q4_k_m.gguf"] < 0.5 * 270_000_000
+
+
+def test_lora_adapter_alone_becomes_a_llama_cpp_lora_gguf(tmp_path, tiny_dir):
+    import torch
+    from gguf import GGUFReader
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)
+    adapter = tmp_path / "adapter"
+    peft.save_pretrained(adapter)
+    out = export_main(NS(model=str(tiny_dir), adapters=[str(adapter)], gguf_lora=True, output_dir=str(tmp_path / "g")))
+    meta = gguf_metadata(out / "adapter-lora.gguf")
+    assert meta["general.type"] == "adapter" and meta["adapter.type"] == "lora"
+    assert meta["adapter.lora.alpha"] == 8.0 and meta["general.architecture"] == "llama"
+    tensors = {t.name: t for t in GGUFReader(str(out / "adapter-lora.gguf")).tensors}
+    assert sorted(tensors) == sorted(f"blk.{i}.attn_{p}.weight.lora_{x}" for i in range(2) for p in "qv" for x in "ab")
+    assert list(tensors["blk.0.attn_q.weight.lora_a"].shape) == [32, 4]   # ggml order: (in, rank)
+    assert list(tensors["blk.0.attn_q.weight.lora_b"].shape) == [4, 32]   # (rank, out)
