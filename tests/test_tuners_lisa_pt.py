@@ -103,3 +103,30 @@ def test_sft_points_text_rows_to_pt(tiny4, write_jsonl, tmp_path):
     data = write_jsonl([{"text": "just some text"}])
     with pytest.raises(DataError, match="swiftall pt"):
         sft_main(["--model", str(tiny4), "--dataset", str(data), "--output_dir", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("flags,check", [
+    (["--train_type", "full", "--use_galore", "true", "--galore_rank", "8", "--galore_update_proj_gap", "2"], "galore"),
+    (["--train_type", "lora", "--lorap_lr_ratio", "16"], "loraplus"),
+])
+def test_galore_and_lora_plus_reach_the_optimizer(flags, check, tiny4, write_jsonl, tmp_path, monkeypatch):
+    if check == "galore":
+        pytest.importorskip("galore_torch")
+    data = write_jsonl([{"query": f"q{i}", "response": f"answer {i}"} for i in range(4)])
+    seen = {}
+    capture_trainer(monkeypatch, sft_pipeline, lambda model, trainer, args: seen.update(trainer=trainer))
+    summary = sft_main(["--model", str(tiny4), "--dataset", str(data), "--max_steps", "3", "--learning_rate", "1e-3",
+                        "--per_device_train_batch_size", "2", "--output_dir", str(tmp_path / "run"), "--report_to",
+                        "none", "--save_steps", "100", *flags])
+    optimizer = seen["trainer"].optimizer
+    optimizer = getattr(optimizer, "optimizer", optimizer)   # accelerate's wrapper
+    if check == "galore":
+        from galore_torch import GaLoreAdamW
+
+        assert isinstance(optimizer, GaLoreAdamW)
+        projected = [g for g in optimizer.param_groups if g.get("rank") == 8]
+        assert projected and sum(p.numel() for g in projected for p in g["params"]) > 0
+    else:
+        rates = {g["lr"] for g in optimizer.param_groups if g["params"]}
+        assert max(rates) == pytest.approx(16 * min(rates))   # B matrices at 16x the A matrices' rate
+    assert summary["global_step"] == 3
