@@ -42,6 +42,15 @@ def test_refused_combinations_name_the_reason(flags, mode, says):
         check_compat(cfg, "sft")
 
 
+def test_loftq_says_it_needs_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="loftq needs a GPU"):
+        check_compat(sft(train_type="lora", init_weights="loftq"), "sft")
+
+
 def test_quantized_full_training_is_refused_by_the_config():
     with pytest.raises(ConfigError, match="use --train_type lora"):
         sft(train_type="full", quant_method="bnb", quant_bits=4)

@@ -76,6 +76,9 @@ def _check_options(args: Any, spec: TunerSpec, flag: str, mode: str | None) -> N
     init = _init(args)
     if init and init not in ("true", "false") and spec.name != "lora":
         raise ConfigError(f"--init_weights {init} is a LoRA initialisation; use it with --train_type lora")
+    if init == "loftq" and not _cuda():
+        raise ConfigError("--init_weights loftq needs a GPU (peft's LoftQ quantizes on CUDA); on a CPU use "
+                          "--init_weights pissa, or QLoRA with --quant_method bnb --quant_bits 4")
     if getattr(args, "lorap_lr_ratio", None) and spec.name != "lora":
         raise ConfigError(f"--lorap_lr_ratio (LoRA+) sets the learning rate of LoRA's B matrices; use it with "
                           f"--train_type lora, not {spec.name}")
@@ -101,3 +104,9 @@ def merge_refusal(tuner: str, folder: str) -> str | None:
         return None
     return (f"--adapters {folder}: a {tuner} adapter cannot be merged into the base weights ({spec.summary}); "
             f"load it with swiftall infer/deploy --adapters {folder} instead, or train lora to export a merged model")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
