@@ -87,6 +87,7 @@ def browser(url: str):
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.get(url)
     wait_for(lambda: driver.find_elements(By.ID, "chat-input"), timeout=90)
@@ -132,8 +133,9 @@ def run_row(driver, name: str) -> dict:
     """The Runs table's row of this run, {column: text} (empty when not listed)."""
     from swiftall.webui.runlist import COLUMNS
 
-    rows = driver.execute_script("return Array.from(document.querySelectorAll('#runs-table tbody tr')).map("
-                                 "tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent.trim()))")
+    rows = driver.execute_script("return Array.from(document.querySelectorAll('#runs-table [role=row].virtual-row'))"
+                                 ".map(row => Array.from(row.querySelectorAll('[role=gridcell]'))"
+                                 ".map(cell => cell.textContent.trim()))")
     found = [dict(zip(COLUMNS, row)) for row in rows if row and row[0] == name]
     return found[0] if found else {}
 
@@ -247,11 +249,16 @@ def test_bad_input_gets_clear_messages_in_the_page(page, tmp_path):
     assert "Traceback" not in page.page_source
 
 
-def test_screenshots_of_every_tab(page):
+def test_screenshots_of_every_tab_and_no_outside_request(ui, page):
     for name in ("Chat", "Train", "Runs", "Evaluate", "Export", "Deploy"):
         tab(page, name)
         page.save_screenshot(str(SHOTS / f"tab-{name.lower()}.png"))
     assert all((SHOTS / f"tab-{n}.png").stat().st_size > 10_000 for n in ("chat", "train", "runs", "deploy"))
+    urls = [event["params"]["request"]["url"] for event in
+            (json.loads(entry["message"])["message"] for entry in page.get_log("performance"))
+            if event["method"] == "Network.requestWillBeSent"]
+    assert urls and all(u.startswith((ui.url, "data:", "blob:")) for u in urls), \
+        [u for u in urls if not u.startswith((ui.url, "data:", "blob:"))]
 
 
 def test_image_upload_to_a_tiny_qwen2_vl(smol_dir, tmp_path):
