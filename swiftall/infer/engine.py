@@ -8,6 +8,7 @@ better (the PyTorch engine serves every one of them from its continuous-batching
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from abc import ABC, abstractmethod
@@ -161,10 +162,7 @@ class Engine(ABC):
                    ) -> Iterator[tuple[int, InferResponse]]:
         """(index, response) of each request as it is answered, so a caller can keep answers as they come (batch
         infer writes them as they finish). Default: `infer` over slices of `max_batch_size` requests."""
-        size = max(1, int(getattr(self, "max_batch_size", 16) or 16))
-        for start in range(0, len(requests), size):
-            for offset, response in enumerate(self.infer(list(requests[start:start + size]), config)):
-                yield start + offset, response
+        yield from _in_slices(self, requests, config)
 
     def close(self) -> None:
         """Finish in-flight work and release resources."""
@@ -182,10 +180,40 @@ def shut_down(engine: Any, cancel: bool = False) -> None:
     """engine.close(), with cancel=True passed to engines that can drop in-flight work (the PyTorch engine)."""
     import inspect
 
-    if "cancel" in inspect.signature(engine.close).parameters:
-        engine.close(cancel=cancel)
+    close = getattr(engine, "close", None)
+    if close is None:
+        return
+    if "cancel" in inspect.signature(close).parameters:
+        close(cancel=cancel)
     else:
-        engine.close()
+        close()
+
+
+@contextlib.contextmanager
+def running(engine: Any) -> Iterator[Any]:
+    """`with running(engine):` -- Engine's own `with` for any object with the engine's methods (stand-ins too)."""
+    try:
+        yield engine
+    except BaseException:
+        shut_down(engine, cancel=True)
+        raise
+    shut_down(engine)
+
+
+def answers_as_finished(engine: Any, requests: list[Any], config: Optional[RequestConfig] = None
+                        ) -> Iterator[tuple[int, InferResponse]]:
+    """(index, response) as each request is answered: the engine's `infer_iter`, or `infer` over slices."""
+    if hasattr(engine, "infer_iter"):
+        return engine.infer_iter(requests, config)
+    return _in_slices(engine, requests, config)
+
+
+def _in_slices(engine: Any, requests: list[Any], config: Optional[RequestConfig]
+               ) -> Iterator[tuple[int, InferResponse]]:
+    size = max(1, int(getattr(engine, "max_batch_size", 16) or 16))
+    for start in range(0, len(requests), size):
+        for offset, response in enumerate(engine.infer(list(requests[start:start + size]), config)):
+            yield start + offset, response
 
 
 def as_batch(requests: Any, images: Any = None, audios: Any = None, videos: Any = None

@@ -13,6 +13,7 @@ from ..data.results import result_row
 from ..data.validate import validate_sample
 from ..infer import InferRequest, RequestConfig
 from ..infer.chat import run_chat
+from ..infer.engine import answers_as_finished, running
 from ..utils.errors import ConfigError, DataError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
@@ -64,7 +65,7 @@ def infer_main(config: Any = None) -> Any:
     rows = _prompt_rows(specs, cfg) if specs else None  # bad rows and missing files fail before the model loads
     media = _media_flags(cfg)
     check_media_before_loading(cfg, media, [request for _, request in rows or []])
-    with build_engine(cfg) as engine:  # its threads stop when this block ends: normally, on an error or on Ctrl-C
+    with running(build_engine(cfg)) as engine:  # its threads stop with this block: at the end, on an error or Ctrl-C
         if cfg.query is not None:
             return _one_question(engine, cfg, media)
         if rows is None:
@@ -130,7 +131,7 @@ def _batch(engine, cfg: InferConfig, rows: list[tuple[dict, InferRequest]]) -> l
     results: list[dict] = []
     with path.open("w") as f:
         try:
-            for i, response in engine.infer_iter(requests, RequestConfig.from_args(cfg)):
+            for i, response in answers_as_finished(engine, requests, RequestConfig.from_args(cfg)):
                 done[i] = result_row(rows[i][0], response.text)  # answer: response; reference: labels
                 while len(results) in done:  # the next row in order is answered: write it
                     _write_row(f, done[len(results)])

@@ -47,7 +47,8 @@ def resolve_resume(value: Optional[str]) -> Optional[Path]:
         if reason is None:
             return path
         raise ConfigError(f"--resume_from_checkpoint {value}: this checkpoint is incomplete ({reason}: its save was "
-                          f"interrupted); pass the run folder {path.parent} to resume from its last complete checkpoint")
+                          f"interrupted); pass the run folder {path.parent} to resume from its last complete "
+                          "checkpoint")
     latest = latest_checkpoint(path)
     if latest is not None:
         return latest
