@@ -218,3 +218,25 @@ def test_sigkill_at_several_points_then_resume_completes(tiny_dir, tmp_path):
     assert (run / "adapter_model.safetensors").is_file()
     steps = [r["step"] for r in map(json.loads, (run / "logging.jsonl").read_text().splitlines()) if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]  # each step logged once across the three processes
+
+
+@pytest.mark.slow  # about 40 s on 2 shared cores
+def test_trl_trainers_write_checkpoints_whole_too(tiny_dir, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from swiftall import dpo_main
+
+    out = tmp_path / "dpo"
+    staged = []
+    save_rng = Trainer._save_rng_state
+
+    def watch(self, output_dir):
+        staged.append(Path(output_dir).parent.name)
+        save_rng(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", watch)
+    dpo_main({"model": str(tiny_dir), "dataset": ["preference-demo"], "output_dir": str(out), "max_steps": 2,
+              "save_steps": 1, "per_device_train_batch_size": 2, "report_to": ["none"]})
+    assert staged == [".saving-checkpoint-1", ".saving-checkpoint-2"]
+    assert sorted(p.name for p in out.iterdir() if "checkpoint" in p.name) == ["checkpoint-1", "checkpoint-2"]
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
