@@ -207,6 +207,24 @@ def test_multimodal_batch_infer_leaves_no_thread_running(qwen_batch, tmp_path):
     assert not set(threading.enumerate()) - before
 
 
+def test_close_with_cancel_stops_a_multimodal_generate(qwen_batch):
+    """Requests with media run through model.generate on the engine's generate worker; cancel reaches them too."""
+    from swiftall.infer import InferRequest, RequestConfig
+    from swiftall.pipelines.infer import InferEngine
+
+    model, data = qwen_batch
+    engine = InferEngine(str(model))
+    request = InferRequest(messages=[{"role": "user", "content": "<image>Describe it at length."}],
+                           images=[str(data.parent / "0.png")])
+    answers = engine.start(request, RequestConfig(max_new_tokens=3000, temperature=0, ignore_eos=True))
+    queued = engine.start(request, RequestConfig(max_new_tokens=3000, temperature=0, ignore_eos=True))
+    time.sleep(1.0)
+    engine.close(cancel=True)
+    assert answers[0].finish_reason == "cancelled" and answers[0].completion_tokens < 3000
+    assert queued[0].finish_reason == "cancelled" and queued[0].completion_tokens == 0
+    assert not engine_threads()
+
+
 @pytest.mark.slow  # a real process: 10-45 s on 2 shared cores
 def test_batch_infer_on_a_multimodal_model_exits_0(qwen_batch, tmp_path):
     model, data = qwen_batch

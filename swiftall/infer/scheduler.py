@@ -133,7 +133,10 @@ class Scheduler:
         for seq in seqs:
             if seq.finish_reason is None:
                 seq.cancelled, seq.finish_reason = True, "cancelled"
-                seq.on_finish(seq, None)
+                try:
+                    seq.on_finish(seq, None)
+                except Exception:  # noqa: BLE001 - a caller gone with its event loop; the others still end
+                    pass
 
     def _drop_cancelled(self, seq: Sequence) -> bool:
         if seq.cancelled:

@@ -21,6 +21,7 @@ class GenerateWorker:
         self.thread: Optional[threading.Thread] = None
         self.guard = threading.Lock()
         self.closed = False
+        self.cancelling = False
 
     def submit(self, job: Callable[[], None], seqs: list) -> None:
         from .engine import ShuttingDownError
@@ -37,6 +38,7 @@ class GenerateWorker:
     def close(self, timeout: Optional[float] = None, cancel: bool = False) -> None:
         with self.guard:
             self.closed = True
+            self.cancelling = self.cancelling or cancel
             thread = self.thread
             if cancel:
                 for seq in self.running:
@@ -63,15 +65,17 @@ class GenerateWorker:
             if item is None:
                 return
             job, seqs = item
-            if all(s.cancelled for s in seqs):
+            with self.guard:  # a close(cancel=True) from now on reaches this job through `running`
+                self.running = seqs
+                for seq in seqs:
+                    seq.cancelled = seq.cancelled or self.cancelling
+            try:
+                if not all(s.cancelled for s in seqs):
+                    job()
+                    continue
                 for seq in seqs:
                     seq.finish_reason = "cancelled"
                     seq.on_finish(seq, None)
-                continue
-            with self.guard:
-                self.running = seqs
-            try:
-                job()
             finally:
                 with self.guard:
                     self.running = []
