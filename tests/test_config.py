@@ -145,3 +145,16 @@ def test_bad_numbers_and_paths_stop_before_anything_loads(tmp_path, capsys):
     for flag, value in (("--max_batch_size", "0"), ("--top_k", "-1"), ("--max_new_tokens", "0")):
         with pytest.raises(ConfigError, match=flag):
             configs.InferConfig.from_any(["--model", "m", flag, value])
+
+
+def test_a_field_may_not_hide_a_method():
+    @dataclasses.dataclass
+    class C(Section):
+        name = "c"
+        check: str = arg(None, "hides Section.check")
+
+    with pytest.raises(TypeError, match="would hide methods"):
+        class Bad(Config):  # noqa: F841
+            sections = (C,)
+    cfg = configs.ExportConfig.from_any(["--model", "m", "--check", "out/x.gguf"])
+    assert cfg.check_path == "out/x.gguf"

@@ -58,7 +58,7 @@ def test_f16_gguf_answers_exactly_like_the_original(smol_f16, smol_dir):
 @pytest.mark.slow
 def test_export_check_command_rechecks_an_existing_export(smol_f16):
     (smol_f16 / "export_report.json").unlink()
-    folder = export_main(NS(model="smollm2-135m-instruct", check=str(smol_f16 / "model-f16.gguf"),
+    folder = export_main(NS(model="smollm2-135m-instruct", check_path=str(smol_f16 / "model-f16.gguf"),
                             check_n_samples=4, check_prompts=PROMPTS[:1]))
     report = report_of(folder)
     assert report["command"] == "export --check" and report["check"]["passed"]

@@ -131,6 +131,10 @@ class Config:
                     raise TypeError(f"{cls.__name__}: field {field.name!r} is declared by both "
                                     f"{owners[field.name].__name__} and {section.__name__}")
                 owners[field.name] = section
+        shadowing = [n for n in owners if callable(getattr(Config, n, None)) or callable(getattr(owners[n], n, None))]
+        if shadowing:
+            raise TypeError(f"{cls.__name__}: field(s) {shadowing} would hide methods of the config or a section; "
+                            "rename them (an alias may keep the flag's name)")
         unknown = set(cls.defaults) - set(owners)
         if unknown:
             raise TypeError(f"{cls.__name__}.defaults names fields of no section: {sorted(unknown)}")

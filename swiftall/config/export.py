@@ -30,7 +30,8 @@ class ExportSection(Section):
     to_ollama: bool = arg(False, "GGUF: also write an Ollama Modelfile (template and stop tokens from the chat "
                           "template)")
     gguf_lora: bool = arg(False, "Write the LoRA adapter alone as a GGUF file for llama.cpp's --lora")
-    check: Optional[str] = arg(None, "Check an existing export (folder or .gguf) against --model instead of exporting")
+    check_path: Optional[str] = arg(None, "Check an existing export (folder or .gguf) against --model instead of "
+                                    "exporting", aliases=("check",))
     export_check: bool = arg(True, "Compare every export with the original: perplexity, KL, top-1 agreement, greedy "
                              "answers (export_report.json)")
     max_ppl_increase: float = arg(0.10, "Fail the check (keeping the files) when perplexity rises by more than this "
@@ -59,7 +60,7 @@ class ExportConfig(Config):
                               f"{', '.join(EXPORT_QUANT)}")
         if self.merge_lora and not self.adapters:
             raise ConfigError("swiftall export --merge_lora true needs --adapters DIR (the LoRA run folder)")
-        if not (self.merge_lora or self.quant_method or self.gguf_type or self.check or self.gguf_lora
+        if not (self.merge_lora or self.quant_method or self.gguf_type or self.check_path or self.gguf_lora
                 or self.push_to_hub):
             raise ConfigError("swiftall export: nothing to do; pass --adapters DIR --merge_lora true, "
                               "--quant_method gptq|awq|bnb|fp8|gguf, --gguf_lora true or --check DIR")

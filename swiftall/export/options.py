@@ -62,7 +62,7 @@ class ExportOptions:
             quant_seqlen=int(get("quant_seqlen", None) or min(int(get("max_length", 512) or 512), 512)),
             quant_batch_size=int(get("quant_batch_size", 1)), bnb_4bit_quant_type=get("bnb_4bit_quant_type", "nf4"),
             to_ollama=bool(get("to_ollama", False)), gguf_lora=bool(get("gguf_lora", False)),
-            check=get("check", None), export_check=bool(get("export_check", True)),
+            check=get("check_path", None), export_check=bool(get("export_check", True)),
             max_ppl_increase=float(get("max_ppl_increase", 0.10)), check_n_samples=int(get("check_n_samples", 16)),
             check_max_new_tokens=int(get("check_max_new_tokens", 24)),
             check_prompts=list(get("check_prompts", None) or DEFAULT_PROMPTS),
