@@ -12,6 +12,8 @@ from ..utils.errors import SwiftallError
 # command -> (config class in swiftall.config, pipeline module, entry function, one-line description)
 COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
     "sft": ("SftConfig", "swiftall.pipelines.sft", "sft_main", "fine-tune a model (full or LoRA)"),
+    "eval": ("EvalConfig", "swiftall.pipelines.eval", "eval_main",
+             "score a model on benchmarks or local files; eval diff RUN_A RUN_B compares two runs"),
     "pt": ("PtConfig", "swiftall.pipelines.pt", "pt_main", "continued pre-training on plain text"),
     "tuners": (None, "swiftall.cli.tuners", "tuners_command", "the tuners and what each combines with"),
     "rlhf": ("RlhfConfig", "swiftall.pipelines.rlhf", "rlhf_main",

@@ -83,7 +83,10 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             return [sub(v) for v in value]
         if kind == "dict":
             if isinstance(value, str):
-                value = json.loads(value) if value.strip() else {}
+                try:
+                    value = json.loads(value) if value.strip() else {}
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno}): {value!r}") from None
             if not isinstance(value, dict):
                 raise ValueError(f"expected a JSON object, got {value!r}")
             return value
@@ -186,6 +189,11 @@ class Config:
         return self._sections[name]
 
     # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def field_defaults(cls) -> dict[str, Any]:
+        """Every field's default for this command (its `defaults` over the sections' own)."""
+        return {f.name: cls.defaults.get(f.name, field_default(f)) for s in cls.sections for f in dataclasses.fields(s)}
+
     @classmethod
     def alias_table(cls) -> dict[str, str]:
         table = {}

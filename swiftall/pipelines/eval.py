@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 from typing import Any, Optional
 
+from ..config import Config, EvalConfig
 from ..eval.benchmarks import format_benchmarks
 from ..eval.diff import eval_diff, format_diff
 from ..eval.evaluate import evaluate
@@ -21,32 +22,19 @@ from .common import fill_model_from_run, split_full_runs
 
 logger = get_logger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "model": None, "model_type": None, "adapters": [], "hub": "huggingface", "revision": None, "torch_dtype": "auto",
-    "attn_impl": None, "trust_remote_code": False, "system": None, "max_length": 2048, "max_batch_size": 16,
-    "infer_backend": "pt", "eval_dataset": [], "eval_limit": None, "eval_backend": "native", "eval_url": None,
-    "eval_api_key": None, "eval_model": None, "eval_generation_config": None, "eval_num_fewshot": 0,
-    "eval_seed": 42, "eval_dataset_args": None, "eval_output_dir": "eval_output", "eval_type": None,
-    "eval_mcq_mode": "auto", "eval_keep_think": False, "eval_concurrency": 64, "eval_list": False, "gpus": None,
-    "resume": False, "columns": {}, "model_name": [], "model_author": [], "plugin": [], "custom_dataset_info": [],
-    "eval_progress": True,
-}
 GENERATION_KEYS = {"max_tokens": "max_new_tokens", "max_new_tokens": "max_new_tokens", "temperature": "temperature",
                    "top_p": "top_p", "top_k": "top_k", "repetition_penalty": "repetition_penalty", "seed": "seed",
                    "stop": "stop"}
 
 
 def resolve(config: Any) -> types.SimpleNamespace:
-    """A config object (attributes), a dict, or None -> a namespace with every eval field (defaults filled)."""
-    if config is None:
-        config = {}
-    if isinstance(config, (list, tuple)):
-        raise ConfigError("eval_main takes a config object or a dict; argv lists go through 'swiftall eval'")
-    source = config if isinstance(config, dict) else vars(config) if hasattr(config, "__dict__") else {}
-    values = {k: (source.get(k, v) if isinstance(config, dict) else getattr(config, k, v))
-              for k, v in DEFAULTS.items()}
-    extra = {k: v for k, v in source.items() if k not in values}
-    cfg = types.SimpleNamespace(**{**extra, **values})
+    """argv, a dict or an EvalConfig (checked as `swiftall eval` checks it), or a stand-in object with attributes
+    (tests, notebooks; EvalConfig's defaults fill what it lacks) -> a namespace with every eval field."""
+    if config is None or isinstance(config, (list, tuple, dict, Config)):
+        values = EvalConfig.from_any(list(config) if isinstance(config, tuple) else config).to_dict()
+    else:
+        values = {**EvalConfig.field_defaults(), **vars(config)}
+    cfg = types.SimpleNamespace(**values)
     cfg.adapters = list(cfg.adapters or [])
     cfg.eval_dataset = split_values(cfg.eval_dataset)
     return cfg
@@ -101,6 +89,9 @@ def _note_gpus(cfg: Any) -> None:
         return
     import torch
 
+    from ..utils import env
+
+    env.select_gpus(cfg.gpus)  # CUDA is initialised lazily, so this still counts before the model loads
     if not torch.cuda.is_available():
         logger.info(f"--gpus {cfg.gpus}: no CUDA device on this machine; running on the CPU")
 
@@ -163,7 +154,12 @@ def run_dir(cfg: Any) -> tuple[Path, bool]:
 
 
 def eval_main(config: Any = None) -> Optional[dict[str, Any]]:
-    """Returns the report (also written to eval_output/<timestamp>/report.json)."""
+    """Returns the report (also written to eval_output/<timestamp>/report.json). `swiftall eval diff A B` (argv
+    starting with diff) compares two runs instead."""
+    if isinstance(config, (list, tuple)) and config[:1] == ["diff"]:
+        if len(config) != 3:
+            raise ConfigError("usage: swiftall eval diff RUN_A RUN_B (two eval run folders or report.json files)")
+        return eval_diff_main(config[1], config[2])
     cfg = resolve(config)
     if cfg.eval_list:
         print(format_benchmarks())

@@ -51,3 +51,8 @@ def quiet_gradio(temp_dir: str) -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     os.environ["GRADIO_TEMP_DIR"] = temp_dir
+
+
+def select_gpus(gpus: str) -> None:
+    """`--gpus 0,1`: the CUDA devices this process may use (set before CUDA is first initialised)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus).replace(" ", "")
