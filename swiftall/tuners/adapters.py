@@ -5,6 +5,7 @@ from typing import Any, Sequence
 
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
+from .own_format import tuner_of
 from .runs import ADAPTER_FILE, parse_adapters, start_adapters
 
 logger = get_logger(__name__)
@@ -25,6 +26,11 @@ def attach_adapters(model: Any, adapters: Sequence[str]) -> Any:
         if not (spec.path / ADAPTER_FILE).is_file():
             raise ConfigError(f"--adapters {spec.item}: no {ADAPTER_FILE} in {spec.path} (is it a LoRA run folder "
                               "or one of its checkpoint-N folders?)")
+    for spec in specs:
+        if tuner_of(spec.path) == "prefix":
+            raise ConfigError(f"--adapters {spec.item}: a prefix-tuning adapter feeds its own keys/values into the KV "
+                              "cache, which swiftall's engine manages itself, so it cannot be served yet; train "
+                              "--train_type prompt or p_tuning instead (they are served)")
     own = _own_tuner(model, specs)
     if own is not None:   # swiftall's own tuners (adapter, reft): one folder onto the base
         return own
@@ -42,7 +48,6 @@ def attach_adapters(model: Any, adapters: Sequence[str]) -> Any:
 def _own_tuner(model: Any, specs: Sequence[Any]) -> Any:
     """A swiftall adapter/reft folder loaded onto the base (None when the folders are peft's)."""
     from . import adapter, reft
-    from .own_format import tuner_of
 
     kinds = {spec.item: tuner_of(spec.path) for spec in specs}
     own = {item: kind for item, kind in kinds.items() if kind in ("adapter", "reft")}
@@ -57,7 +62,6 @@ def _own_tuner(model: Any, specs: Sequence[Any]) -> Any:
 def check_mergeable(adapters: Sequence[str]) -> None:
     """export --merge_lora: refuse adapters whose tuner cannot be folded into the weights, before loading."""
     from .compat import merge_refusal
-    from .own_format import tuner_of
 
     for spec in parse_adapters(adapters):
         why = merge_refusal(tuner_of(spec.path), spec.item)
@@ -69,4 +73,5 @@ def mixed_batches(model: Any) -> bool:
     """Whether requests for different adapters may share a batch (peft's `adapter_names`): LoRA adapters only; a
     model with another peft tuner answers every request with its one adapter."""
     configs = getattr(model, "peft_config", {}) or {}
-    return bool(configs) and all(getattr(c, "peft_type", None) == "LORA" for c in configs.values())
+    return bool(configs) and all(getattr(c, "peft_type", None) == "LORA" and not getattr(c, "use_dora", False)
+                                 for c in configs.values())

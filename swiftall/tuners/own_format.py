@@ -37,7 +37,8 @@ def install_saver(model: Any, tuner: str, settings: dict[str, Any], owns: Callab
 
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().contiguous().cpu() for k, v in (state_dict or self.state_dict()).items() if owns(k)}
+        # the live parameters (a trainer's state_dict may hold parametrized weights under their computed names)
+        weights = {k: v.detach().contiguous().cpu() for k, v in self.named_parameters() if owns(k)}
         save_file(weights, str(folder / WEIGHTS))
         base = getattr(self.config, "_name_or_path", None)
         (folder / CONFIG).write_text(json.dumps({KEY: tuner, **settings, "base_model_name_or_path": base},
