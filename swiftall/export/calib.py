@@ -1,5 +1,6 @@
 """Calibration and held-out text: `--dataset` rows (any swiftall dataset, read and rendered with the model's chat
-template by the export pipeline), or the built-in calibration set (48 short English paragraphs and code snippets) when no dataset is given.
+template by the export pipeline), or the built-in calibration set (48 short English paragraphs and code snippets)
+when no dataset is given.
 The held-out part (`--val_dataset`, else the last rows of the calibration set) is never used for calibration."""
 from __future__ import annotations
 

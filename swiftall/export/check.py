@@ -91,7 +91,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines += [f"  {a:<16} {b:>12} {x}" for a, b, x in rows]
     for g in c["greedy"]:
         mark = "same" if g["same"] else "DIFFERENT"
-        lines.append(f"  [{mark}] {g['prompt']!r}\n      original: {g['original']!r}\n      exported: {g['exported']!r}")
+        lines.append(f"  [{mark}] {g['prompt']!r}\n      original: {g['original']!r}"
+                     f"\n      exported: {g['exported']!r}")
     lines.append("  PASSED" if c["passed"] else "  FAILED: perplexity rose past --max_ppl_increase")
     return "\n".join(lines)
 

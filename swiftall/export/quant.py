@@ -122,7 +122,8 @@ def export_fp8(src: Path, out: Path, skip: Sequence[str] = ()) -> Path:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(src, dtype="auto")
-    recipe = QuantizationModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=["lm_head", *[f"re:{p}.*" for p in skip]])
+    ignore = ["lm_head", *[f"re:{p}.*" for p in skip]]
+    recipe = QuantizationModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=ignore)
     oneshot(model=model, recipe=recipe)
     model.save_pretrained(out, save_compressed=True)
     return out
