@@ -24,8 +24,8 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _split(root: Path, rows: list[dict]) -> tuple[Path, Path]:
-    return _write(root / "train.jsonl", rows[:HELD_OUT]), _write(root / "val.jsonl", rows[HELD_OUT:])
+def _split(root: Path, rows: list[dict], at: int = HELD_OUT) -> tuple[Path, Path]:
+    return _write(root / "train.jsonl", rows[:at]), _write(root / "val.jsonl", rows[at:])
 
 
 def _evals(records: list[dict], key: str) -> list[float]:
@@ -36,9 +36,10 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _offline(main, model: Path, root: Path, rows: list[dict], steps: int, *flags: str) -> tuple[dict, list[dict]]:
+def _offline(main, model: Path, root: Path, rows: list[dict], steps: int, *flags: str,
+             at: int = HELD_OUT) -> tuple[dict, list[dict]]:
     """Train on 22 pairs, evaluate on the 8 held-out pairs before the first step and at the end."""
-    train, val = _split(root, rows)
+    train, val = _split(root, rows, at)
     out = root / "run"
     summary = main(["--model", str(model), "--dataset", str(train), "--val_dataset", str(val),
                     "--max_steps", str(steps), "--per_device_train_batch_size", "4", "--per_device_eval_batch_size",
@@ -115,6 +116,38 @@ def test_reference_free_methods_learn(method, flags, smol_dir, tmp_path):
     assert _mean(train[-2:]) > _mean(train[:2]) + 0.1, train   # the logged margins grow
 
 
+# ---- CPO (reference-free, with a behaviour-cloning term on the chosen answer) and KTO (unpaired labels) --------
+def test_cpo_learns_held_out_preferences(smol_dir, tmp_path):
+    from swiftall import rlhf_main
+
+    _, records = _offline(rlhf_main, smol_dir, tmp_path, concise_rows(), 8, "--rlhf_type", "cpo",
+                          "--learning_rate", "1e-3")
+    held_out = _evals(records, "eval_rewards/accuracies")
+    margins = _evals(records, "eval_rewards/margins")
+    assert len(held_out) == 2, records
+    assert held_out[-1] >= 0.85 and held_out[-1] > held_out[0], held_out
+    assert margins[-1] > margins[0] + 0.1, margins
+
+
+def kto_rows() -> list[dict]:
+    """Each preference pair as two KTO rows (the helpful answer desirable, the rude one not), in pair order."""
+    return [{"prompt": r["prompt"], "completion": r[side], "label": side == "chosen"}
+            for r in preference_rows() for side in ("chosen", "rejected")]
+
+
+def test_kto_separates_held_out_desirable_from_undesirable(smol_dir, tmp_path):
+    from swiftall import rlhf_main
+
+    _, records = _offline(rlhf_main, smol_dir, tmp_path, kto_rows(), 8, "--rlhf_type", "kto",
+                          "--learning_rate", "5e-4", "--beta", "0.1", at=2 * HELD_OUT)
+    margins = _evals(records, "eval_rewards/margins")   # mean reward of desirable minus undesirable answers
+    chosen, rejected = _evals(records, "eval_rewards/chosen"), _evals(records, "eval_rewards/rejected")
+    assert len(margins) == 2, records
+    assert margins[0] == pytest.approx(0.0, abs=1e-6)   # the policy starts as the reference: every reward is 0
+    assert margins[-1] > 0.5, margins
+    assert chosen[-1] > 0 > rejected[-1], (chosen, rejected)
+
+
 # ---- reward model ----------------------------------------------------------------------------------------------
 def test_reward_model_ranks_held_out_pairs(smol_dir, tmp_path):
     from swiftall import rlhf_main
@@ -169,3 +202,54 @@ def test_ppo_reward_rises_and_kl_stays_finite(smol_dir, tmp_path):
     assert len(rewards) == 10
     assert all(math.isfinite(r["kl"]) and abs(r["kl"]) < 50 for r in steps), [r["kl"] for r in steps]
     assert _mean(rewards[-3:]) >= _mean(rewards[:3]) + 0.2, rewards
+
+
+# ---- GKD: a student distils from a different, larger teacher -------------------------------------------------
+def _kl_to_teacher(student_dir: Path, teacher: object, tokenizer: object, chats: list[list[dict]]) -> float:
+    """Mean KL(teacher || student) over the answer tokens of held-out chats (nats per token)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from swiftall.models import resolve_model
+    from swiftall.templates import IGNORE, get_template
+
+    student = AutoModelForCausalLM.from_pretrained(student_dir, dtype=torch.float32).eval()
+    template = get_template(tokenizer, resolve_model(str(student_dir)))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for chat in chats:
+            enc = template.encode(chat)
+            ids = torch.tensor([enc.input_ids])
+            at = (torch.tensor(enc.labels[1:]) != IGNORE).nonzero().squeeze(-1)  # positions predicting answers
+            log_t = torch.log_softmax(teacher(ids).logits[0, at].float(), -1)
+            log_s = torch.log_softmax(student(ids).logits[0, at].float(), -1)
+            total += float((log_t.exp() * (log_t - log_s)).sum())
+            count += len(at)
+    return total / count
+
+
+def test_gkd_student_moves_towards_a_different_teacher(smol_dir, tiny_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from swiftall import rlhf_main
+
+    chats = [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}]
+             for r in preference_rows()]
+    data = _write(tmp_path / "chats.jsonl", [{"messages": c} for c in chats[:HELD_OUT]])
+    out = tmp_path / "gkd"
+    # the student: a tiny random model with SmolLM2's tokenizer; the teacher: the embedded SmolLM2-135M itself.
+    # --lmbda 0 trains on the dataset's answers (no student generations), so the run is short and repeatable;
+    # --beta 0 makes the generalised JSD the forward KL(teacher || student), the quantity measured below
+    summary = rlhf_main(["--rlhf_type", "gkd", "--model", str(tiny_dir), "--teacher_model", str(smol_dir),
+                         "--dataset", str(data), "--train_type", "full", "--lmbda", "0", "--beta", "0",
+                         "--learning_rate", "1e-2", "--max_steps", "20", "--per_device_train_batch_size", "4",
+                         "--logging_steps", "1", "--save_steps", "20", "--report_to", "none", "--seed", "0",
+                         "--output_dir", str(out)])
+    assert summary["global_step"] == 20
+    tokenizer = AutoTokenizer.from_pretrained(smol_dir)
+    teacher = AutoModelForCausalLM.from_pretrained(smol_dir, dtype=torch.float32).eval()
+    held_out = chats[HELD_OUT:]
+    before = _kl_to_teacher(tiny_dir, teacher, tokenizer, held_out)
+    after = _kl_to_teacher(out, teacher, tokenizer, held_out)
+    assert after < 0.7 * before, (before, after)   # on answers it never trained on
