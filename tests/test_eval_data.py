@@ -71,7 +71,7 @@ def test_bad_input_messages(write_jsonl, tmp_path):
     bad_mc = write_jsonl([{"question": "q", "choices": ["a", "b"], "answer": "E"}], "badmc.jsonl")
     with pytest.raises(DataError, match=r"badmc.jsonl:1: field 'answer' 'E'"):
         task(str(bad_mc))
-    with pytest.raises(DataError, match="did you mean gsm8k"):
+    with pytest.raises(DataError, match=r"\(did you mean gsm8k\?\)"):
         task("gsm8kk")
     with pytest.raises(DataError, match="did you mean hellaswag"):
         task("helaswag")

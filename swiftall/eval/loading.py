@@ -111,7 +111,7 @@ def _registered_data(name: str) -> bool:
 
 
 def _suggest(name: str) -> str:
-    names = [b.name for b in list_benchmarks()] + [m.name for m in list_datasets()]
+    names = sorted({b.name for b in list_benchmarks()} | {m.name for m in list_datasets()})
     close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
