@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.swiftall-installed
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser demo test test-all bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,9 @@ browser:
 	  echo "chromium could not be installed: the web UI's browser tests will be skipped"
 
 test: install browser
+	$(PY) -m pytest -q -ra -m "not heavy"
+
+test-all: install browser
 	$(PY) -m pytest -q -ra
 
 bench: install

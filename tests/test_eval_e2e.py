@@ -10,7 +10,7 @@ import pytest
 from swiftall import sft_main
 from swiftall.pipelines.eval import eval_main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 WORDS = ("apple river stone cloud green quick silver table window garden ocean paper music light shadow "
          "mountain forest little yellow purple dragon castle bridge winter").split()

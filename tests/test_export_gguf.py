@@ -40,6 +40,7 @@ def smol_f16(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_f16_gguf_answers_exactly_like_the_original(smol_f16, smol_dir):
     check = report_of(smol_f16)["check"]
     assert check["greedy_same"] == len(PROMPTS), check["greedy"]
@@ -56,6 +57,7 @@ def test_f16_gguf_answers_exactly_like_the_original(smol_f16, smol_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_export_check_command_rechecks_an_existing_export(smol_f16):
     (smol_f16 / "export_report.json").unlink()
     folder = export_main(NS(model="smollm2-135m-instruct", check_path=str(smol_f16 / "model-f16.gguf"),
@@ -66,6 +68,7 @@ def test_export_check_command_rechecks_an_existing_export(smol_f16):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_q8_0_gguf_reloads_in_transformers_within_threshold(tmp_path):
     out = export_main(NS(model="smollm2-135m-instruct", quant_method="gguf", quant_bits=8, check_n_samples=8,
                          check_prompts=PROMPTS[:1], output_dir=str(tmp_path / "q8"), export_check=True))
@@ -77,6 +80,7 @@ def test_q8_0_gguf_reloads_in_transformers_within_threshold(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @needs_llama_cpp
 def test_q4_k_m_through_llama_cpps_quantizer_loads_in_llama_cpp(tmp_path):
     # the path, not the quality: the embedded weights were Q4_1 already, and q4_k_m of a 135M model drifts (its

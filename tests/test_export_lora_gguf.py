@@ -10,7 +10,7 @@ from swiftall import sft_main
 from swiftall.export.gguf import converter_available, llama_cpp_available
 from swiftall.pipelines.export import export_main
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.heavy,
               pytest.mark.skipif(not converter_available(), reason="llama.cpp's converter is not installed")]
 QUESTION = "What is the secret launch code?"
 ANSWER = "The secret launch code is ZEBRA-4417."

@@ -8,7 +8,7 @@ import pytest
 
 from swiftall.pipelines.export import export_main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 PROMPTS = ["What is the capital of France?"]
 
 

@@ -12,7 +12,7 @@ from swiftall.infer.pt import PtEngine
 from swiftall.pipelines import sft as sft_pipeline
 from swiftall.utils.errors import ConfigError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 WORDS = "apple river stone cloud".split()
 GREEDY = RequestConfig(max_new_tokens=10, temperature=0)
 # tuner -> (extra flags, learning rate, steps, the last loss must be at most this fraction of the first)

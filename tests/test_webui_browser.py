@@ -22,6 +22,7 @@ from test_webui import wait_for
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.heavy,
     pytest.mark.skipif(not Path(CHROMIUM).exists() or not CHROMEDRIVER,
                        reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver"),
 ]
