@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
+from bench_sft import bench_rows  # the same rows as the SFT benchmark (this folder is on sys.path)
+
 TUNERS = {
     "lora": {}, "dora": {"use_dora": True}, "rslora": {"use_rslora": True}, "pissa": {"init_weights": "pissa"},
     "lora_plus": {"lorap_lr_ratio": 16}, "qlora": {"quant_method": "bnb", "quant_bits": 4},
@@ -34,14 +34,6 @@ summary = sft_main(json.loads(sys.argv[1]))
 summary["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print("BENCH_RESULT " + json.dumps(summary))
 """
-
-
-def bench_rows(rows: int, workdir: Path) -> Path:
-    data = workdir / "data"
-    subprocess.run([sys.executable, str(MAKE_DATA), str(data)], check=True)
-    path = workdir / f"sft{rows}.jsonl"
-    path.write_text("".join((data / "sft.jsonl").read_text().splitlines(keepends=True)[:rows]))
-    return path
 
 
 def run(name: str, dataset: Path, steps: int, workdir: Path) -> dict:
