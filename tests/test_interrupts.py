@@ -134,6 +134,7 @@ def test_close_with_cancel_ends_a_long_answer_and_joins_the_thread(long_dir):
     from swiftall.infer import RequestConfig
     from swiftall.pipelines.infer import InferEngine
 
+    before = set(engine_threads())  # other tests' dropped engines may still be idling out
     engine = InferEngine(str(long_dir))
     answers = engine.start("tell me a long story", RequestConfig(max_new_tokens=60000, temperature=0))
     while not answers[0].completion_tokens:
@@ -143,7 +144,7 @@ def test_close_with_cancel_ends_a_long_answer_and_joins_the_thread(long_dir):
     assert time.time() - started < 10
     assert answers[0].done.is_set() and answers[0].finish_reason == "cancelled"
     assert 0 < answers[0].completion_tokens < 60000
-    assert not engine_threads()
+    assert not set(engine_threads()) - before
 
 
 def test_batch_infer_leaves_no_thread_running(tiny_dir, write_jsonl, tmp_path):
@@ -213,6 +214,7 @@ def test_close_with_cancel_stops_a_multimodal_generate(qwen_batch):
     from swiftall.pipelines.infer import InferEngine
 
     model, data = qwen_batch
+    before = set(engine_threads())
     engine = InferEngine(str(model))
     request = InferRequest(messages=[{"role": "user", "content": "<image>Describe it at length."}],
                            images=[str(data.parent / "0.png")])
@@ -222,7 +224,7 @@ def test_close_with_cancel_stops_a_multimodal_generate(qwen_batch):
     engine.close(cancel=True)
     assert answers[0].finish_reason == "cancelled" and answers[0].completion_tokens < 3000
     assert queued[0].finish_reason == "cancelled" and queued[0].completion_tokens == 0
-    assert not engine_threads()
+    assert not set(engine_threads()) - before
 
 
 @pytest.mark.slow  # a real process: 10-45 s on 2 shared cores
@@ -235,3 +237,25 @@ def test_batch_infer_on_a_multimodal_model_exits_0(qwen_batch, tmp_path):
     assert "terminate called" not in done.stderr
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3
 
+
+def test_a_dropped_engine_ends_its_thread_once_idle(tiny_dir, monkeypatch):
+    """An engine a script never closes must not keep a thread (and through it the model) alive forever."""
+    import gc
+    import weakref
+
+    from swiftall.infer import RequestConfig, scheduler
+    from swiftall.pipelines.infer import InferEngine
+
+    monkeypatch.setattr(scheduler, "IDLE_EXIT_S", 0.5)
+    engine = InferEngine(str(tiny_dir))
+    before = set(engine_threads())
+    answers = engine.start("hi", RequestConfig(max_new_tokens=2, temperature=0))
+    answers[0].done.wait(60)
+    model = weakref.ref(engine.engine.model if hasattr(engine, "engine") else engine.model)
+    del engine, answers
+    deadline = time.time() + 10
+    while set(engine_threads()) - before and time.time() < deadline:
+        time.sleep(0.1)
+    assert not set(engine_threads()) - before
+    gc.collect()
+    assert model() is None

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 from ..utils.log import get_logger
 from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
-from .shutdown import stop_at_exit
+from .shutdown import IDLE_EXIT_S, stop_at_exit
 
 logger = get_logger(__name__)
 
@@ -102,7 +102,9 @@ class Scheduler:
         while True:
             with self.cv:
                 while not (self.waiting or self.rows or self.stopping):
-                    self.cv.wait()
+                    if not self.cv.wait(IDLE_EXIT_S) and not (self.waiting or self.rows or self.stopping):
+                        self.thread = None  # idle: end the thread (the next submit starts one), so a dropped
+                        return              # engine without close() does not keep a thread and its model alive
                 if self.cancelling:
                     self._cancel_all()
                 if self.stopping and not (self.waiting or self.rows):

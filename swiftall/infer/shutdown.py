@@ -13,6 +13,7 @@ import threading
 import weakref
 from typing import Any
 
+IDLE_EXIT_S = 5.0   # an engine's thread with nothing to do for this long ends; the next request starts another
 EXIT_JOIN_S = 60.0  # the longest one worker may take to stop at exit (one forward step, at most a prefill)
 
 _live: "weakref.WeakSet[Any]" = weakref.WeakSet()

@@ -10,7 +10,7 @@ import queue
 import threading
 from typing import Any, Callable, Optional
 
-from .shutdown import stop_at_exit
+from .shutdown import IDLE_EXIT_S, stop_at_exit
 
 
 class GenerateWorker:
@@ -61,7 +61,14 @@ class GenerateWorker:
 
     def _loop(self) -> None:
         while True:
-            item = self.jobs.get()
+            try:
+                item = self.jobs.get(timeout=IDLE_EXIT_S)
+            except queue.Empty:
+                with self.guard:  # idle: end the thread (the next submit starts one); a job queued meanwhile stays
+                    if self.jobs.empty():
+                        self.thread = None
+                        return
+                continue
             if item is None:
                 return
             job, seqs = item
