@@ -143,3 +143,16 @@ def test_self_cognition_from_the_data_registry(tmp_path):
     t = load_task("self-cognition#5", cfg, None, None, 0, {})
     assert len(t.items) == 5 and all("Swifty" in i.references[0] or "the team" in i.references[0] for i in t.items)
     assert json.dumps(t.source)
+
+
+def test_dataset_list_shows_the_benchmarks(capsys):
+    from swiftall.cli.main import main
+
+    assert main(["dataset", "list"]) == 0
+    out = capsys.readouterr().out
+    training, _, benchmarks = out.partition("Evaluation benchmarks")
+    assert "alpaca-gpt4-en" in training and "openai/gsm8k" in benchmarks
+    assert all(name in benchmarks for name in REGISTERED)
+    assert main(["dataset", "list", "--task", "eval"]) == 0
+    only = capsys.readouterr().out
+    assert "cais/mmlu" in only and "alpaca-gpt4-en" not in only
