@@ -10,6 +10,7 @@ from .eval_task import EvalTaskSection, TrainEvalSection
 from .inference import EngineSection, GenerationSection, MediaSection, QuerySection, SamplingSection
 from .sections import (AdapterSection, CommonSection, DataSection, EncodeSection, ModelSection, OutputSection,
                        SeedSection, TemplateSection)
+from .tasks import TaskTypeSection
 from .training import BatchingSection, FreezeSection, TrainSection, TunerSection
 from .tuning import TRAIN_QUANT, QuantSection, TunerOptionsSection
 
@@ -41,7 +42,7 @@ class SftConfig(MediaMixin, Config):
     """Fine-tune a model (full or LoRA) on conversation data."""
 
     command = "sft"
-    sections = (*TRAINING, BatchingSection, EvalTaskSection, TrainEvalSection)
+    sections = (*TRAINING, BatchingSection, TaskTypeSection, EvalTaskSection, TrainEvalSection)
 
     def check(self) -> None:
         if not self.section("model").given():

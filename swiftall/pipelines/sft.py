@@ -31,6 +31,10 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     started = time.time()
     cfg = SftConfig.from_any(config)
     load_plugins(cfg.plugin)  # before the model and data are resolved: plugins may register both
+    if getattr(cfg, "task_type", "causal_lm") != "causal_lm":  # seq_cls, embedding, reranker
+        from .sft_tasks import task_main
+
+        return task_main(cfg, started)
     resume = resolve_resume(cfg.resume_from_checkpoint)
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resume)  # before anything loads; writes nothing
     check_compat(cfg, cfg.command)  # tuner x quantization x checkpointing x distributed, before anything loads
