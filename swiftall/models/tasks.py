@@ -1,0 +1,162 @@
+"""Models that are not chat models, shared by training, inference and export so that all three encode, pool and
+score a text the same way.
+
+- seq_cls / reranker: transformers' `AutoModelForSequenceClassification` (a `score` head on the last non-pad
+  token); a reranker is a 1-output classifier over "query + document" texts.
+- embedding: the backbone (`AutoModel`, no LM head) and a pooling of its last hidden states (last token, mean or
+  first token), L2-normalised. Texts are tokenized as the tokenizer does by default (no extra tokens), which is
+  also what sentence-transformers does, so an exported model gives the same vectors there.
+
+`TaskSpec` is what a run records (`swiftall_task.json` beside the weights) so infer, deploy and export know it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from ..utils.errors import ConfigError
+
+TASK_FILE = "swiftall_task.json"
+Text = Union[str, list]  # a text, or a list of {role, content} messages
+
+
+@dataclass
+class TaskSpec:
+    task_type: str
+    pooling: str = "last"
+    num_labels: int = 1
+    problem_type: Optional[str] = None
+    label_names: list[str] = field(default_factory=list)
+    max_length: Optional[int] = None
+    mrl_dims: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "TaskSpec":
+        labels = cfg.num_labels if cfg.task_type == "seq_cls" else 1
+        return cls(cfg.task_type, cfg.pooling, labels or 1, cfg.problem_type if cfg.task_type == "seq_cls" else None,
+                   list(cfg.label_names), cfg.max_length, list(cfg.mrl_dims))
+
+    def save(self, folder: Union[str, Path]) -> None:
+        (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Union[str, Path]) -> Optional["TaskSpec"]:
+        path = Path(folder) / TASK_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def label_name(self, index: int) -> str:
+        return self.label_names[index] if index < len(self.label_names) else str(index)
+
+
+def hidden_size(model_path: Union[str, Path]) -> Optional[int]:
+    """The text model's hidden size from config.json, without loading weights."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(model_path))
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "hidden_size", None)
+
+
+# ---- texts -> token ids ----------------------------------------------------------------------------
+def render(tokenizer: Any, item: Text) -> str:
+    """A text as is; one message as its content; a conversation through the tokenizer's chat template."""
+    if isinstance(item, str):
+        return item
+    if len(item) == 1:
+        return str(item[0].get("content", ""))
+    return tokenizer.apply_chat_template(item, tokenize=False)
+
+
+def pair_text(query: str, document: str) -> str:
+    """The one text a reranker scores for a (query, document) pair."""
+    return f"Query: {query}\nDocument: {document}"
+
+
+def encode(tokenizer: Any, items: Sequence[Text], max_length: Optional[int] = None) -> list[list[int]]:
+    texts = [render(tokenizer, item) for item in items]
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    return [row[:max_length] if max_length else row for row in ids]
+
+
+def pad(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
+    """Right-padded input_ids and attention_mask tensors."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+# ---- forward passes --------------------------------------------------------------------------------
+def pool(hidden: Any, mask: Any, how: str) -> Any:
+    """[batch, seq, dim] states -> [batch, dim] (right padding), L2-normalised."""
+    import torch
+    import torch.nn.functional as F
+
+    if how == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+    elif how == "cls":
+        vec = hidden[:, 0]
+    else:
+        last = mask.sum(1) - 1
+        vec = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    return F.normalize(vec.float(), dim=-1)
+
+
+def embed_batch(model: Any, batch: dict[str, Any], pooling: str) -> Any:
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    return pool(hidden, batch["attention_mask"], pooling)
+
+
+def scores_batch(model: Any, batch: dict[str, Any]) -> Any:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+
+
+def truncate_dims(vectors: Any, dims: Optional[int]) -> Any:
+    """Matryoshka: the first `dims` dimensions, normalised again."""
+    import torch.nn.functional as F
+
+    return vectors if not dims or dims >= vectors.shape[-1] else F.normalize(vectors[..., :dims], dim=-1)
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+def load_task_model(path: Union[str, Path], spec: TaskSpec, dtype: Any = None, attn_impl: Optional[str] = None,
+                    trust_remote_code: bool = False, pad_token_id: Optional[int] = None) -> Any:
+    """The base model of a task: a classifier (seq_cls, reranker; a fresh head when the folder is a causal LM)
+    or the backbone (embedding)."""
+    import transformers
+
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if attn_impl:
+        kwargs["attn_implementation"] = attn_impl
+    if spec.task_type == "embedding":
+        return transformers.AutoModel.from_pretrained(str(path), **kwargs)
+    if spec.task_type == "seq_cls":
+        names = spec.label_names or [str(i) for i in range(spec.num_labels)]
+        kwargs.update(num_labels=spec.num_labels, problem_type=spec.problem_type,
+                      id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    else:
+        kwargs.update(num_labels=1)
+    try:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"--task_type {spec.task_type}: transformers has no sequence-classification class for "
+                          f"the model in {path} ({str(exc).splitlines()[0]})") from None
+    if pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    return model
+
+
+def peft_task_type(task_type: str) -> str:
+    return "FEATURE_EXTRACTION" if task_type == "embedding" else "SEQ_CLS"
