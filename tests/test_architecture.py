@@ -19,10 +19,11 @@ ALLOWED = {
     "infer": MIDDLE | {"templates", "tuners", "infer"},
     "eval": MIDDLE | {"templates", "data", "infer", "eval"},
     "export": MIDDLE | {"templates", "tuners", "export"},
+    "plan": MIDDLE | {"plan"},
     "pipelines": MIDDLE | {"templates", "tuners", "data", "train", "infer", "eval", "export", "pipelines", "serve",
-                  "webui"},
+                  "webui", "plan"},
     "serve": MIDDLE | {"templates", "infer", "serve"},
-    "webui": MIDDLE | {"templates", "infer", "pipelines", "webui"},
+    "webui": MIDDLE | {"templates", "infer", "pipelines", "webui", "plan"},
     "cli": None,  # the top: anything, imported on demand
 }
 

@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
     "webui": ("WebuiConfig", "swiftall.pipelines.webui", "webui_main", "a web page: chat, train, runs, export, deploy"),
     "model": (None, "swiftall.cli.listing", "model_command", "list registered models: swiftall model list"),
     "dataset": (None, "swiftall.cli.listing", "dataset_command", "list registered datasets: swiftall dataset list"),
+    "plan": ("PlanConfig", "swiftall.pipelines.plan", "plan_main",
+             "memory and time of a run from the model's config, before it runs: swiftall plan sft --model M ..."),
+    "init": ("InitConfig", "swiftall.pipelines.init", "init_main",
+             "set up a first run: detect the machine, pick a model that fits, write swiftall.yaml"),
     "demo": (None, "swiftall.pipelines.demo", "demo_main", "the end-to-end demo on the embedded model"),
 }
 
