@@ -2,13 +2,13 @@
 
 Text requests go through the continuous-batching scheduler (scheduler.py). Requests whose template adds model
 inputs besides token ids (multimodal templates put pixel values etc. in `Encoded.extra`) are answered by
-`model.generate` with those inputs, since their positions and caches are the model's own business.
+`model.generate` with those inputs, since their positions and caches are the model's own business. Every forward
+-- batch steps, those `generate` calls, embeddings -- runs on the scheduler's one thread (see worker.py).
 """
 from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from typing import Any, AsyncIterator, Iterator, Optional, Sequence as Seq
 
 from ..models import ModelInfo, load_model, load_tokenizer, resolve_model
@@ -20,7 +20,7 @@ from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
 from .sampling import resolve_params
 from .scheduler import Scheduler, Sequence
-from .worker import GenerateWorker, cancelled_rows
+from .worker import cancelled_rows
 
 
 class PtEngine(Engine):
@@ -35,8 +35,6 @@ class PtEngine(Engine):
         self.scheduler = Scheduler(self.model, max_batch_size, max_queue,
                                    use_adapter_names=bool(self.adapters) and mixed_batches(model))
         self.max_model_len = _context_length(model)
-        self._lock = threading.Lock()
-        self._generator = GenerateWorker()  # requests with model inputs besides token ids, one at a time
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapters: Seq[str] = (), model_type: str | None = None,
@@ -55,8 +53,20 @@ class PtEngine(Engine):
 
     # ---- encoding -----------------------------------------------------------------------------
     def _encode(self, request: InferRequest) -> Encoded:
+        """The request's prompt ids (and model inputs). A request is encoded once: the server counts its tokens
+        before it runs it, and its media are fetched and processed only the first time (the encoding is kept on the
+        request, with a key of what it was made from, so a request changed in between is encoded again)."""
         if request.prompt_ids is not None:
             return Encoded(list(request.prompt_ids), [])
+        key = _encoding_key(request)
+        kept = getattr(request, "_swiftall_encoded", None)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        encoded = self._encode_now(request)
+        request._swiftall_encoded = (key, encoded)
+        return encoded
+
+    def _encode_now(self, request: InferRequest) -> Encoded:
         if request.prompt is not None:
             return Encoded(self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"], [])
         media = {"images": request.images, "audios": request.audios, "videos": request.videos}
@@ -112,7 +122,7 @@ class PtEngine(Engine):
             seqs.append(answer.seq)
             answers.append(answer)
         if extras:
-            self._generator.submit(lambda: self._generate_with_extras(encoded, extras, seqs, config), seqs)
+            self.scheduler.call(lambda: self._generate_with_extras(encoded, extras, seqs, config), seqs)
         else:
             self.scheduler.submit(seqs)
         return answers
@@ -209,7 +219,6 @@ class PtEngine(Engine):
     def close(self, timeout: Optional[float] = None, cancel: bool = False) -> None:
         """Finish queued and running requests (or, with `cancel`, end them now) and stop the engine's threads."""
         self.scheduler.close(timeout, cancel=cancel)
-        self._generator.close(timeout, cancel=cancel)
 
     # ---- multimodal inputs: model.generate ----------------------------------------------------
     def _generate_with_extras(self, encoded: Encoded, extras: dict, seqs: list[Sequence], config: RequestConfig):
@@ -222,7 +231,7 @@ class PtEngine(Engine):
                       _merge_extras([extras]).items()}
             inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
             kwargs = {"adapter_names": [seqs[0].adapter or BASE_MODEL] * len(seqs)} if self.adapters else {}
-            with self._lock, torch.inference_mode():
+            with torch.inference_mode():
                 if config.seed is not None:
                     torch.manual_seed(config.seed)
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, **kwargs,
@@ -256,20 +265,29 @@ class PtEngine(Engine):
 
     # ---- embeddings ---------------------------------------------------------------------------
     def embed(self, texts: list[str], adapter: Optional[str] = None) -> list[list[float]]:
-        """Mean of the last hidden layer over each text's tokens, L2-normalised."""
+        """Mean of the last hidden layer over each text's tokens, L2-normalised (forwards on the scheduler's thread,
+        between its batch steps)."""
+        batch = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+            if self.max_model_len and len(ids) > self.max_model_len:
+                raise ConfigError(f"an input is {len(ids)} tokens; this model's context is {self.max_model_len}")
+            batch.append(ids)
+        name = (self._adapter(adapter) or BASE_MODEL) if self.adapters else None
+        return self.scheduler.run(lambda: self._embed_forward(batch, name))
+
+    def _embed_forward(self, batch: list[list[int]], adapter: Optional[str]) -> list[list[float]]:
         import torch
 
+        device = next(self.model.parameters()).device
+        kwargs = {"adapter_names": [adapter]} if adapter else {}
         vectors = []
-        for text in texts:
-            ids = self.tokenizer(text, add_special_tokens=True, return_tensors="pt")["input_ids"]
-            if self.max_model_len and ids.shape[1] > self.max_model_len:
-                raise ConfigError(f"an input is {ids.shape[1]} tokens; this model's context is {self.max_model_len}")
-            kwargs = {"adapter_names": [self._adapter(adapter) or BASE_MODEL]} if self.adapters else {}
-            with torch.inference_mode():
-                out = self.model(input_ids=ids.to(next(self.model.parameters()).device), output_hidden_states=True,
+        with torch.inference_mode():
+            for ids in batch:
+                out = self.model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True,
                                  logits_to_keep=1, **kwargs)
-            vector = out.hidden_states[-1][0].float().mean(dim=0)
-            vectors.append(torch.nn.functional.normalize(vector, dim=0).tolist())
+                vector = out.hidden_states[-1][0].float().mean(dim=0)
+                vectors.append(torch.nn.functional.normalize(vector, dim=0).tolist())
         return vectors
 
 
@@ -286,6 +304,13 @@ def _on_final(finished: queue.Queue, index: int) -> Any:
         if isinstance(event, BaseException) or event.finish_reason is not None:
             finished.put(index)
     return emit
+
+
+def _encoding_key(request: InferRequest) -> tuple:
+    """What a request's encoding is made from: its texts by value, media objects that are not text by identity."""
+    media = tuple(tuple(m if isinstance(m, (str, bytes)) else id(m) for m in kind)
+                  for kind in (request.images, request.audios, request.videos))
+    return repr(request.messages), repr(request.tools), request.prompt, request.prefill, media
 
 
 def _context_length(model: Any) -> Optional[int]:

@@ -21,14 +21,13 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     logprobs: bool = False
     top_logprobs: int = 0
-    generator: Any = None             # a torch.Generator when the request carries a seed
+    seed: Optional[int] = None        # a sampled request's seed: its generator is made on the logits' device
+    generator: Any = None             # that torch.Generator, made at the first sampled token
     history: list[int] = field(default_factory=list)  # prompt + generated ids (repetition penalty)
 
 
 def resolve_params(config: Any, defaults: Any, seed: Optional[int] = None) -> SamplingParams:
     """RequestConfig + the model's GenerationConfig -> SamplingParams. temperature 0 is greedy."""
-    import torch
-
     do_sample = bool(getattr(defaults, "do_sample", False))
     temperature = getattr(defaults, "temperature", None) or 1.0
     if config.temperature is not None:
@@ -37,11 +36,9 @@ def resolve_params(config: Any, defaults: Any, seed: Optional[int] = None) -> Sa
     top_p = config.top_p if config.top_p is not None else (getattr(defaults, "top_p", None) or 1.0)
     top_k = config.top_k if config.top_k is not None else (getattr(defaults, "top_k", None) or 0)
     penalty = config.repetition_penalty or getattr(defaults, "repetition_penalty", None) or 1.0
-    generator = None
-    if do_sample and seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
     return SamplingParams(do_sample, float(temperature), float(top_p), int(top_k), float(penalty),
-                          bool(config.logprobs or config.top_logprobs), int(config.top_logprobs or 0), generator)
+                          bool(config.logprobs or config.top_logprobs), int(config.top_logprobs or 0),
+                          int(seed) if do_sample and seed is not None else None)
 
 
 def choose_tokens(logits: Any, params: list[SamplingParams]) -> list[tuple[int, Optional[float], list]]:
@@ -74,7 +71,7 @@ def choose_tokens(logits: Any, params: list[SamplingParams]) -> list[tuple[int, 
 def _penalize(row: Any, history: list[int], penalty: float) -> Any:
     import torch
 
-    ids = torch.tensor(sorted(set(history)), dtype=torch.long)
+    ids = torch.tensor(sorted(set(history)), dtype=torch.long, device=row.device)
     row = row.clone()
     scores = row[ids]
     row[ids] = torch.where(scores > 0, scores / penalty, scores * penalty)
@@ -94,4 +91,17 @@ def _sample(row: Any, p: SamplingParams) -> int:
         drop = cumulative - sorted_logits.softmax(-1) >= p.top_p  # keep the smallest set reaching top_p
         row = row.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     probs = row.softmax(-1)
-    return int(torch.multinomial(probs, 1, generator=p.generator))
+    return int(torch.multinomial(probs, 1, generator=generator_for(p, probs.device)))
+
+
+def generator_for(p: SamplingParams, device: Any) -> Any:
+    """The request's seeded generator on `device` (where the probabilities are: `multinomial` refuses a generator on
+    another device), made once and reused, so the draws of one seed are the same sequence on every run. None
+    without a seed (torch's global generator)."""
+    import torch
+
+    if p.seed is None:
+        return None
+    if p.generator is None or p.generator.device != torch.device(device):
+        p.generator = torch.Generator(device=device).manual_seed(p.seed)
+    return p.generator

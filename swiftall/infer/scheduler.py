@@ -8,6 +8,11 @@ waits for a whole batch to finish, and the batch is as wide as the traffic allow
 Each row carries its own sampling settings (see sampling.py) and its own LoRA adapter: peft's `adapter_names`
 runs a mixed-adapter batch in one forward.
 
+This thread is the model's only user. Other work on the model (embeddings, `generate` for inputs the batch cannot
+take) is queued here as a `Job` (worker.py) and runs between two batch steps, never beside one: peft's per-row
+adapter selection installs hooks on shared modules for the length of a forward, so concurrent forwards from
+several threads would mix their adapters.
+
 Why not transformers' `ContinuousBatchingManager`? It runs on this CPU, but its sampling settings are per
 manager (not per request), it has no per-request seed, no top-k alternatives for `top_logprobs`, and no
 per-row LoRA adapters -- all of which an OpenAI-compatible server must honour.
@@ -23,6 +28,7 @@ from ..utils.log import get_logger
 from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
 from .shutdown import IDLE_EXIT_S, stop_at_exit
+from .worker import Job, finish_cancelled, run_job
 
 logger = get_logger(__name__)
 
@@ -53,6 +59,8 @@ class Scheduler:
         self.max_queue = max_queue
         self.use_adapter_names = use_adapter_names
         self.waiting: deque[Sequence] = deque()
+        self.jobs: deque[Job] = deque()
+        self.job_seqs: list[Sequence] = []   # the Sequences of the job running now
         self.rows: list[Sequence] = []
         self.cache: Any = None
         self.mask: Any = None
@@ -67,21 +75,44 @@ class Scheduler:
     # ---- public -------------------------------------------------------------------------------
     def submit(self, seqs: list[Sequence]) -> None:
         with self.cv:
-            if not self.accepting:
-                raise ShuttingDownError("the server is shutting down; not accepting new requests")
-            if len(self.waiting) + len(seqs) > self.max_queue:
-                raise QueueFullError(f"too many requests waiting ({len(self.waiting)} queued, limit {self.max_queue});"
-                                     " retry shortly")
+            self._admit(len(seqs))
             self.waiting.extend(seqs)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._loop, name="swiftall-scheduler", daemon=True)
-                self.thread.start()
-                stop_at_exit(self)
-            self.cv.notify()
+            self._wake()
+
+    def call(self, run: Any, seqs: Optional[list[Sequence]] = None) -> Any:
+        """Queue `run()` for this thread (between two batch steps); returns its Future. `seqs` are the Sequences it
+        answers: cancelling them all before it starts skips it, and close(cancel=True) cancels them."""
+        job = Job(run, list(seqs or []))
+        with self.cv:
+            self._admit(len(job.seqs))
+            self.jobs.append(job)
+            self._wake()
+        return job.future
+
+    def run(self, run: Any) -> Any:
+        """`run()` on this thread, waiting for its result (inline when already on it)."""
+        if threading.current_thread() is self.thread:
+            return run()
+        return self.call(run).result()
 
     def busy(self) -> int:
+        """Sequences and jobs not finished yet (waiting, in the batch, or in a job)."""
         with self.cv:
-            return len(self.waiting) + len(self.rows)
+            return len(self.waiting) + len(self.rows) + len(self.jobs) + len(self.job_seqs)
+
+    def _admit(self, count: int) -> None:
+        if not self.accepting:
+            raise ShuttingDownError("the server is shutting down; not accepting new requests")
+        queued = len(self.waiting) + sum(max(1, len(j.seqs)) for j in self.jobs)
+        if queued + count > self.max_queue:
+            raise QueueFullError(f"too many requests waiting ({queued} queued, limit {self.max_queue}); retry shortly")
+
+    def _wake(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, name="swiftall-scheduler", daemon=True)
+            self.thread.start()
+            stop_at_exit(self)
+        self.cv.notify()
 
     def close(self, timeout: Optional[float] = None, cancel: bool = False) -> None:
         """Stop accepting, let queued and running sequences finish (or, with `cancel`, end them as "cancelled"
@@ -90,6 +121,8 @@ class Scheduler:
             self.accepting = False
             self.stopping = True
             self.cancelling = self.cancelling or cancel
+            for seq in self.job_seqs if cancel else []:
+                seq.cancelled = True  # the job running now (a generate) stops at its next token
             thread = self.thread
             self.cv.notify()
         if thread is not None and thread is not threading.current_thread():
@@ -101,17 +134,23 @@ class Scheduler:
 
         while True:
             with self.cv:
-                while not (self.waiting or self.rows or self.stopping):
-                    if not self.cv.wait(IDLE_EXIT_S) and not (self.waiting or self.rows or self.stopping):
+                while not (self.waiting or self.rows or self.jobs or self.stopping):
+                    if not self.cv.wait(IDLE_EXIT_S) and not (self.waiting or self.rows or self.jobs or self.stopping):
                         self.thread = None  # idle: end the thread (the next submit starts one), so a dropped
                         return              # engine without close() does not keep a thread and its model alive
                 if self.cancelling:
                     self._cancel_all()
-                if self.stopping and not (self.waiting or self.rows):
+                if self.stopping and not (self.waiting or self.rows or self.jobs):
                     self.thread = None
                     return
+                job = self.jobs.popleft() if self.jobs else None
+                self.job_seqs = job.seqs if job else []
                 room = self.max_batch_size - len(self.rows)
                 joining = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+            if job is not None:
+                run_job(job)
+                with self.cv:
+                    self.job_seqs = []
             try:
                 with torch.inference_mode():
                     joining = [s for s in joining if not self._drop_cancelled(s)]
@@ -130,7 +169,11 @@ class Scheduler:
     def _cancel_all(self) -> None:
         """End every waiting and running sequence as "cancelled" (their callers get what was generated so far)."""
         seqs = list(self.waiting) + self.rows
+        jobs = list(self.jobs)
         self.waiting.clear()
+        self.jobs.clear()
+        for job in jobs:
+            finish_cancelled(job, None if job.seqs else ShuttingDownError("the engine closed before this request ran"))
         self.rows, self.cache, self.mask = [], None, None
         for seq in seqs:
             if seq.finish_reason is None:

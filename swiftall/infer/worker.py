@@ -1,91 +1,56 @@
-"""One background thread for the PyTorch engine's `model.generate` requests (multimodal inputs), run one at a time.
+"""Work that the scheduler's thread runs between its batch steps: embeddings, and `model.generate` for requests whose
+model inputs the batch cannot take.
 
-A request is a job (a function) plus its scheduler Sequences. Ending a Sequence early is the job's business (it stops
-`generate` through `CancelledRows`); `close(cancel=True)` marks every queued and running Sequence cancelled, ends
-the queued ones without running them, and joins the thread, so no generate call outlives the engine.
+The scheduler's thread is the model's only user: peft selects each row's LoRA adapter with hooks it installs on
+shared modules for the length of one forward, so two forwards at once (a batch step and an embedding, say) from two
+threads would each see the other's hooks. A `Job` is a function plus the Sequences it answers (none for an
+embedding); the caller waits on its `future`. Ending a job's Sequences early is the job's business (`generate` stops
+through `cancelled_rows`); a job whose Sequences are all cancelled before it starts is not run.
 """
 from __future__ import annotations
 
-import queue
-import threading
-from typing import Any, Callable, Optional
-
-from .shutdown import IDLE_EXIT_S, stop_at_exit
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 
-class GenerateWorker:
-    def __init__(self, name: str = "swiftall-generate"):
-        self.name = name
-        self.jobs: "queue.Queue[Optional[tuple[Callable[[], None], list]]]" = queue.Queue()
-        self.running: list = []           # the Sequences of the job in progress
-        self.thread: Optional[threading.Thread] = None
-        self.guard = threading.Lock()
-        self.closed = False
-        self.cancelling = False
+@dataclass
+class Job:
+    run: Callable[[], Any]
+    seqs: list = field(default_factory=list)
+    future: Future = field(default_factory=Future)
 
-    def submit(self, job: Callable[[], None], seqs: list) -> None:
-        from .engine import ShuttingDownError
 
-        with self.guard:
-            if self.closed:
-                raise ShuttingDownError("the engine is shutting down; not accepting new requests")
-            self.jobs.put((job, seqs))
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self.thread.start()
-                stop_at_exit(self)
+def run_job(job: Job) -> None:
+    """Run one job on the scheduler's thread; its result or error goes to its future."""
+    import torch
 
-    def close(self, timeout: Optional[float] = None, cancel: bool = False) -> None:
-        with self.guard:
-            self.closed = True
-            self.cancelling = self.cancelling or cancel
-            thread = self.thread
-            if cancel:
-                for seq in self.running:
-                    seq.cancelled = True
-                self._cancel_queued()
-            self.jobs.put(None)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+    if not job.future.set_running_or_notify_cancel():
+        return
+    if job.seqs and all(s.cancelled for s in job.seqs):
+        finish_cancelled(job)
+        return
+    try:
+        with torch.inference_mode():
+            job.future.set_result(job.run())
+    except BaseException as exc:  # noqa: BLE001 - the caller waiting on the future gets it
+        job.future.set_exception(exc)
 
-    def _cancel_queued(self) -> None:
-        while True:
+
+def finish_cancelled(job: Job, error: BaseException | None = None) -> None:
+    """End a job that will not run: its Sequences finish as "cancelled", its future gets `error` (or None)."""
+    for seq in job.seqs:
+        if seq.finish_reason is None:
+            seq.cancelled, seq.finish_reason = True, "cancelled"
             try:
-                item = self.jobs.get_nowait()
-            except queue.Empty:
-                return
-            for seq in item[1] if item else []:
-                if seq.finish_reason is None:
-                    seq.cancelled, seq.finish_reason = True, "cancelled"
-                    seq.on_finish(seq, None)
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                item = self.jobs.get(timeout=IDLE_EXIT_S)
-            except queue.Empty:
-                with self.guard:  # idle: end the thread (the next submit starts one); a job queued meanwhile stays
-                    if self.jobs.empty():
-                        self.thread = None
-                        return
-                continue
-            if item is None:
-                return
-            job, seqs = item
-            with self.guard:  # a close(cancel=True) from now on reaches this job through `running`
-                self.running = seqs
-                for seq in seqs:
-                    seq.cancelled = seq.cancelled or self.cancelling
-            try:
-                if not all(s.cancelled for s in seqs):
-                    job()
-                    continue
-                for seq in seqs:
-                    seq.finish_reason = "cancelled"
-                    seq.on_finish(seq, None)
-            finally:
-                with self.guard:
-                    self.running = []
+                seq.on_finish(seq, None)
+            except Exception:  # noqa: BLE001 - a caller gone with its event loop; the others still end
+                pass
+    if not job.future.done():
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(None)
 
 
 def cancelled_rows(seqs: list) -> Any:
