@@ -7,7 +7,7 @@ from typing import Any, Optional
 from ..utils.errors import ConfigError
 from .base import Section, arg
 
-BACKENDS = ("pt", "vllm", "sglang", "lmdeploy")
+BACKENDS = ("pt", "vllm", "sglang", "lmdeploy", "llama_cpp")
 
 
 @dataclass

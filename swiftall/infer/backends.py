@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from ..utils.optional import require
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, TokenLogprob
+from .llama_cpp import LlamaCppEngine
 
 
 # ---- settings translation -----------------------------------------------------------------------------
@@ -233,7 +234,7 @@ class LmdeployEngine(_TemplatedEngine):
         return out
 
 
-BACKENDS = {"vllm": VllmEngine, "sglang": SglangEngine, "lmdeploy": LmdeployEngine}
+BACKENDS = {"vllm": VllmEngine, "sglang": SglangEngine, "lmdeploy": LmdeployEngine, "llama_cpp": LlamaCppEngine}
 
 
 def build_backend(name: str, model_dir: str, template: Any, adapters: Sequence[str], max_batch_size: int,

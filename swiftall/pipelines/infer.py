@@ -23,8 +23,12 @@ logger = get_logger(__name__)
 
 
 def build_engine(cfg: InferConfig):
-    """The engine --infer_backend names: pt (continuous batching), vllm, sglang or lmdeploy."""
+    """The engine --infer_backend names: pt (continuous batching), vllm, sglang, lmdeploy or llama_cpp."""
     default = RequestConfig.from_args(cfg)
+    if cfg.infer_backend == "llama_cpp":  # reads the GGUF file itself: no Hugging Face folder, no conversion
+        from ..infer.llama_cpp import LlamaCppEngine
+
+        return LlamaCppEngine.from_config(cfg, default)
     info = model_info(cfg)
     if cfg.infer_backend != "pt":
         from ..infer.backends import build_backend
