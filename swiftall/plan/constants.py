@@ -1,0 +1,41 @@
+"""The planner's constants: which are theory (tensor shapes) and which were measured on this project's CPU runs
+(benchmarks/bench_plan.py; the README's table). Change a measured one only with a new measurement beside it."""
+from __future__ import annotations
+
+from typing import Any
+
+# ---- measured (benchmarks/bench_plan.py --baseline; see the README's planner table) -------------------------------
+RUNTIME_CPU_GIB = 0.93  # peak RSS after importing torch, transformers, peft, trl, datasets and swiftall's pipelines
+RUNTIME_NOTE = "measured: RSS after imports"
+ALLOCATOR_OVERHEAD = 0.10  # freed blocks glibc keeps and step-to-step churn, on activations and logits
+ALLOCATOR_NOTE = "measured: fitted on the benchmark's runs"
+DYNAMIC = ("activations", "logits and loss", "KV cache", "prefill activations")
+CUDA_CONTEXT_GIB = 0.5  # not measured here (no GPU on the development machine): a typical CUDA context
+
+# ---- theory ------------------------------------------------------------------------------------------------------
+QUANT_OVERHEAD_BITS = 0.5  # bnb 4-bit: one absmax per 64 weights (double quantization: 8-bit absmax + fp32 per 256)
+LOGITS_COPIES = 3          # logits, log-softmax, and their gradient during the backward (float32)
+LOGPROB_TILE_ROWS = 4096   # TRL's chunked log-probs: positions per tile
+LOGPROB_TILE_COLUMNS = 4096  # swiftall's smaller vocabulary tiles on CPU (train/rlhf/common.py)
+LOGPROB_TILE_COPIES = 5    # float32 temporaries of one tile (forward and backward)
+KV_GROWTH = 1.0            # transformers' DynamicCache grows by torch.cat: one layer's copy at a time
+PREFILL_ELEMENTS_H = 6     # one layer's prefill temporaries per token, in units of hidden_size (plus the MLP's)
+LORA_DROPOUT_COPIES = True  # peft applies dropout to each adapted layer's input: one copy per adapted layer
+
+
+def layer_activation_elements(spec: Any, s: Any) -> float:
+    """Elements kept per token per decoder layer for the backward pass (SDPA, no s^2 scores):
+    norms' inputs and outputs (4h), q/k/v and their rotated copies (2q + 2kv), k/v repeated for grouped-query
+    attention (2q), the attention output (q), and the MLP's gate, up, activation and product (4i). LoRA adds its
+    dropout copies of each adapted layer's input (3h for q/k/v, q for o, 2h for gate/up, i for down) and a byte
+    mask each."""
+    h, q, kv, i = spec.hidden, spec.q_dim, spec.kv_dim, spec.intermediate
+    base = 4 * h + 2 * q + 2 * kv + 2 * q + q + 4 * i
+    if s.train_type != "full" and LORA_DROPOUT_COPIES:
+        inputs = 5 * h + q + i
+        base += inputs * (1 + 1 / s.dtype_bytes)  # the copy and its mask
+    return base
+
+
+def layer_bytes(spec: Any, dtype_bytes: int) -> float:
+    return spec.layer_linear_params * dtype_bytes
