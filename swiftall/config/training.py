@@ -83,6 +83,8 @@ class TrainSection(Section):
     weight_decay: float = arg(0.1, "AdamW weight decay")
     max_grad_norm: float = arg(1.0, "Gradient clipping norm")
     gradient_checkpointing: bool = arg(False, "Recompute activations in backward to save memory (slower)")
+    no_plan_check: bool = arg(False, "sft: skip the memory plan checked before loading (a warning, with the nearest "
+                              "setting that fits, when the plan exceeds free memory; see swiftall plan)")
     save_steps: int = arg(500, "Save a checkpoint every N steps")
     save_total_limit: Optional[int] = arg(None, "Keep at most N checkpoints (oldest removed)")
     save_only_model: bool = arg(False, "Checkpoints without optimizer state (cannot be resumed exactly)")
