@@ -22,6 +22,7 @@ from ..tuners.quant import check_quant, load_base
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
 from .common import counted, model_info
+from .plan import check_plan_before_loading
 
 logger = get_logger(__name__)
 
@@ -40,6 +41,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     check_compat(cfg, cfg.command)  # tuner x quantization x checkpointing x distributed, before anything loads
     info = model_info(cfg)
     check_quant(cfg, info.path)
+    check_plan_before_loading(cfg, info.path, logger)  # a warning when the plan exceeds free memory
     output_dir = output_dir_for(cfg.output_dir, info.name, resume)
     cfg.output_dir = str(output_dir)
 
