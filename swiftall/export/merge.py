@@ -12,6 +12,13 @@ from ..tuners.adapters import check_mergeable
 def merge_lora(info: ModelInfo, adapters: Sequence[str], output_dir: Path, torch_dtype: str = "auto",
                trust_remote_code: bool = False) -> Path:
     check_mergeable(adapters)  # before anything loads
+    from ..models.tasks import TaskSpec
+
+    spec = TaskSpec.of_run(adapters[0]) if adapters else None
+    if spec is not None:  # a --task_type seq_cls/embedding/reranker run: its own head and files
+        from .tasks import merge_task
+
+        return merge_task(info, spec, adapters, output_dir, torch_dtype, trust_remote_code)
     model = load_model(info, torch_dtype, None, trust_remote_code, device="cpu")
     tokenizer = load_tokenizer(info, trust_remote_code)
     model = attach_adapters(model, adapters)

@@ -49,6 +49,14 @@ class TaskSpec:
         data = json.loads(path.read_text())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
+    @classmethod
+    def of_run(cls, adapter: str) -> Optional["TaskSpec"]:
+        """The task of an --adapters value (a run folder, name=DIR, or a checkpoint-N inside a run)."""
+        folder = Path(adapter.split("=", 1)[-1])
+        if folder.name == "adapter_config.json":
+            folder = folder.parent
+        return cls.load(folder) or cls.load(folder.parent)
+
     def label_name(self, index: int) -> str:
         return self.label_names[index] if index < len(self.label_names) else str(index)
 
