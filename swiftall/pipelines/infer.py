@@ -30,6 +30,11 @@ def build_engine(cfg: InferConfig):
 
         return LlamaCppEngine.from_config(cfg, default)
     info = model_info(cfg)
+    from .infer_tasks import build_task_engine, task_spec
+
+    spec = task_spec(cfg, info)
+    if spec is not None:  # an embedding, classification or reranker model: embed/classify/rerank
+        return build_task_engine(cfg, info, spec)
     if cfg.infer_backend != "pt":
         from ..infer.backends import build_backend
         from ..models import load_tokenizer
@@ -65,6 +70,11 @@ def infer_main(config: Any = None) -> Any:
     """Batch mode returns the result rows; --query returns the answer text; chat mode returns the last
     conversation."""
     cfg = prepare_infer_config(config)
+    from .infer_tasks import task_infer, task_spec
+
+    spec = task_spec(cfg)
+    if spec is not None:
+        return task_infer(cfg, spec)
     specs = cfg.val_dataset or cfg.dataset
     rows = _prompt_rows(specs, cfg) if specs else None  # bad rows and missing files fail before the model loads
     media = _media_flags(cfg)
@@ -164,8 +174,15 @@ def _default_result_path(cfg: InferConfig) -> Path:
 class InferEngine:
     """The Python API: `InferEngine("smollm2-135m-instruct", adapters=["output/run"]).infer(["Hi"])`."""
 
-    def __new__(cls, model: Optional[str] = None, adapters: Sequence[str] = (), **kwargs: Any):
+    def __new__(cls, model: Optional[str] = None, adapters: Sequence[str] = (), task_type: Optional[str] = None,
+                pooling: Optional[str] = None, **kwargs: Any):
+        """task_type embedding|seq_cls|reranker (and pooling) serve a model that is not a trained run as one."""
         cfg = prepare_infer_config({"model": model, "adapters": list(adapters), **kwargs})
+        if task_type or pooling:
+            from .infer_tasks import build_task_engine, task_spec
+
+            info = model_info(cfg)
+            return build_task_engine(cfg, info, task_spec(cfg, info, task_type, pooling))
         return build_engine(cfg)
 
 

@@ -60,6 +60,9 @@ def create_app(engine: Engine, settings: ServeSettings, close_engine: bool = Tru
     async def embeddings(body: EmbeddingRequest) -> Any:
         return await handlers.embeddings(body)
 
+    from .tasks import install_task_routes
+
+    install_task_routes(app, handlers)  # /v1/rerank, /v1/classify
     app.state.handlers = handlers
     return app
 
