@@ -40,6 +40,20 @@ def test_defaults_follow_the_method():
     assert opts(quant_method="bnb", quant_bits=8).label() == "bnb-int8"
 
 
+def test_options_take_their_defaults_from_export_config_and_its_aliases(monkeypatch):
+    from swiftall.config import ExportConfig
+
+    defaults = ExportConfig.field_defaults()
+    o = opts(quant_method="gptq")
+    names = ("group_size", "quant_n_samples", "quant_batch_size", "max_ppl_increase", "check_n_samples",
+             "check_max_new_tokens", "export_check", "hub_private", "bnb_4bit_quant_type")
+    assert {n: getattr(o, n) for n in names} == {n: defaults[n] for n in names}
+    assert o.quant_seqlen == min(defaults["max_length"], 512) and o.overwrite is defaults["overwrite_output_dir"]
+    monkeypatch.setattr(ExportConfig, "field_defaults", classmethod(lambda cls: {**defaults, "group_size": 64}))
+    assert opts(quant_method="gptq").group_size == 64        # one default, read from the config
+    assert opts(overwrite=True).overwrite and opts(check="x.gguf").check == "x.gguf"   # ms-swift's aliases
+
+
 def test_group_size_falls_back_to_the_largest_that_divides_and_says_so(caplog):
     smollm = {"q_proj": 576, "k_proj": 576, "down_proj": 1536}
     assert fit_group_size(128, {"a": 1024, "b": 4096}) == 128

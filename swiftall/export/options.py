@@ -1,11 +1,12 @@
-"""The export settings, read from any config object as attributes (defaults when a flag is absent), and checked.
+"""The export settings, built from an ExportConfig (or a stand-in object with its fields) and checked.
 
 The method/bits table and the GGUF types live here, so the error messages and the help text agree with what the
-code does. `FLAGS.md` beside this file lists every flag for the config section.
+code does; every flag's default and help live once, in swiftall/config/export.py (and the shared sections).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Optional
 
 from ..utils.errors import ConfigError
@@ -23,52 +24,62 @@ GGUF_QUANT_TYPES: dict[str, int] = {
 GGUF_TYPES = GGUF_CONVERTER_TYPES + tuple(GGUF_QUANT_TYPES)
 GGUF_BITS_DEFAULT = {2: "q2_k", 3: "q3_k_m", 4: "q4_k_m", 5: "q5_k_m", 6: "q6_k", 8: "q8_0", 16: "f16", 32: "f32"}
 
+def export_values(cfg: Any) -> dict[str, Any]:
+    """Every export field: ExportConfig's defaults, then the object's attributes (ms-swift aliases such as
+    `overwrite` or `check` mapped to their fields)."""
+    from ..config import ExportConfig
+
+    if hasattr(cfg, "to_dict"):
+        return cfg.to_dict()
+    aliases = ExportConfig.alias_table()
+    given = {aliases.get(k, k): v for k, v in vars(cfg).items()}
+    return {**ExportConfig.field_defaults(), **given}
+
+
 DEFAULT_PROMPTS = ("What is the capital of France?", "Write one sentence about the ocean.",
                    "What is 12 plus 7?", "Name three colors.")
 
 
 @dataclass
 class ExportOptions:
-    """Everything `swiftall export` does besides the plain LoRA merge."""
+    """Everything `swiftall export` does besides the plain LoRA merge. Built by `from_config` from an ExportConfig
+    (or any object with its fields): the defaults live once, in swiftall/config/export.py."""
 
-    quant_method: Optional[str] = None
-    quant_bits: Optional[int] = None
-    gguf_type: Optional[str] = None
-    group_size: int = 128
-    quant_n_samples: int = 128
-    quant_seqlen: int = 512
-    quant_batch_size: int = 1
-    bnb_4bit_quant_type: str = "nf4"
-    to_ollama: bool = False
-    gguf_lora: bool = False
-    check: Optional[str] = None              # `export --check DIR`: check an existing export
-    export_check: bool = True                # check every export against the original
-    max_ppl_increase: float = 0.10
-    check_n_samples: int = 16
-    check_max_new_tokens: int = 24
-    check_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_PROMPTS))
-    overwrite: bool = False
-    push_to_hub: bool = False
-    hub_model_id: Optional[str] = None
-    hub_private: bool = True
+    quant_method: Optional[str]
+    quant_bits: Optional[int]
+    gguf_type: Optional[str]
+    group_size: int
+    quant_n_samples: int
+    quant_seqlen: int
+    quant_batch_size: int
+    bnb_4bit_quant_type: str
+    to_ollama: bool
+    gguf_lora: bool
+    check: Optional[str]                     # `export --check DIR`: check an existing export
+    export_check: bool                       # check every export against the original
+    max_ppl_increase: float
+    check_n_samples: int
+    check_max_new_tokens: int
+    check_prompts: list[str]
+    overwrite: bool
+    push_to_hub: bool
+    hub_model_id: Optional[str]
+    hub_private: bool
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ExportOptions":
-        get = lambda name, default: getattr(cfg, name, default)  # noqa: E731
-        opts = cls(
-            quant_method=(get("quant_method", None) or None), quant_bits=get("quant_bits", None),
-            gguf_type=get("gguf_type", None), group_size=int(get("group_size", 128)),
-            quant_n_samples=int(get("quant_n_samples", 128)),
-            quant_seqlen=int(get("quant_seqlen", None) or min(int(get("max_length", 512) or 512), 512)),
-            quant_batch_size=int(get("quant_batch_size", 1)), bnb_4bit_quant_type=get("bnb_4bit_quant_type", "nf4"),
-            to_ollama=bool(get("to_ollama", False)), gguf_lora=bool(get("gguf_lora", False)),
-            check=get("check_path", None), export_check=bool(get("export_check", True)),
-            max_ppl_increase=float(get("max_ppl_increase", 0.10)), check_n_samples=int(get("check_n_samples", 16)),
-            check_max_new_tokens=int(get("check_max_new_tokens", 24)),
-            check_prompts=list(get("check_prompts", None) or DEFAULT_PROMPTS),
-            overwrite=bool(get("overwrite", False) or get("overwrite_output_dir", False)),
-            push_to_hub=bool(get("push_to_hub", False)), hub_model_id=get("hub_model_id", None),
-            hub_private=bool(get("hub_private", True)))
+        """An ExportConfig, or a stand-in object (tests, notebooks): its attributes, by field name or ms-swift alias,
+        over ExportConfig's defaults."""
+        c = SimpleNamespace(**export_values(cfg))
+        opts = cls(quant_method=c.quant_method or None, quant_bits=c.quant_bits, gguf_type=c.gguf_type,
+                   group_size=int(c.group_size), quant_n_samples=int(c.quant_n_samples),
+                   quant_seqlen=int(c.quant_seqlen or min(int(c.max_length or 512), 512)),
+                   quant_batch_size=int(c.quant_batch_size), bnb_4bit_quant_type=c.bnb_4bit_quant_type,
+                   to_ollama=bool(c.to_ollama), gguf_lora=bool(c.gguf_lora), check=c.check_path,
+                   export_check=bool(c.export_check), max_ppl_increase=float(c.max_ppl_increase),
+                   check_n_samples=int(c.check_n_samples), check_max_new_tokens=int(c.check_max_new_tokens),
+                   check_prompts=list(c.check_prompts or DEFAULT_PROMPTS), overwrite=bool(c.overwrite_output_dir),
+                   push_to_hub=bool(c.push_to_hub), hub_model_id=c.hub_model_id, hub_private=bool(c.hub_private))
         opts.validate()
         return opts
 

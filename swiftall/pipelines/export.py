@@ -13,18 +13,18 @@ from .common import beside_run, fill_model_from_run, model_info, run_args
 from .export_data import texts_for
 
 logger = get_logger(__name__)
-COMMON = {"model": None, "model_type": None, "hub": "huggingface", "revision": None, "adapters": [],
-          "torch_dtype": "auto", "trust_remote_code": False, "output_dir": None, "merge_lora": False,
-          "overwrite_output_dir": False, "dataset": [], "val_dataset": []}
 
 
 def export_config(config: Any) -> Any:
-    """A config object, dict or argv -> ExportConfig; any other object (a stand-in namespace) is read as is."""
+    """A config object, dict or argv -> ExportConfig; any other object (a stand-in namespace) -> its attributes over
+    ExportConfig's defaults."""
     if config is None or isinstance(config, (dict, list, tuple)) or hasattr(config, "to_dict"):
         from ..config import ExportConfig
 
         return ExportConfig.from_any(list(config) if isinstance(config, tuple) else config)
-    cfg = SimpleNamespace(**{**COMMON, **vars(config)})
+    from ..export.options import export_values
+
+    cfg = SimpleNamespace(**export_values(config))   # ExportConfig's defaults under the object's attributes
     cfg.adapters = list(cfg.adapters or [])
     return cfg
 
