@@ -72,8 +72,8 @@ def smallest_need(spec: ModelSpec, s: Setting) -> Plan:
 
 
 def recommend(spec: ModelSpec, machine: Machine, task: str = "sft", length: int = 2048) -> Optional[Choice]:
-    """Precision and method for this model on this machine: the first of full, LoRA, QLoRA (training) or 16-bit,
-    4-bit (inference) that fits, with why."""
+    """Precision and method for this model on this machine: the first of full, LoRA, QLoRA that fits (training),
+    or the weights in their compute dtype (inference, which loads no quantized base), with why."""
     device = machine.device
     dtype = "bfloat16" if machine.bf16 else ("float16" if device != "cpu" else "float32")
     why_dtype = {"bfloat16": "bf16: this GPU supports it, half of float32's memory with float32's range",
@@ -83,9 +83,11 @@ def recommend(spec: ModelSpec, machine: Machine, task: str = "sft", length: int 
     if base.training:
         options = [(base.with_(train_type="full"), "full fine-tuning fits: every weight trains"),
                    (base, "LoRA: full fine-tuning does not fit (weights + gradients + AdamW states)"),
-                   (base.with_(quant_bits=4), "QLoRA nf4: 16-bit LoRA does not fit, 4-bit weights do")]
+                   (base.with_(quant_bits=4), "QLoRA nf4: 16-bit LoRA does not fit, 4-bit weights do"),
+                   (base.with_(quant_bits=4, checkpointing=True), "QLoRA nf4 with gradient checkpointing: the "
+                    "smallest training setting at this length")]
     else:
-        options = [(base, f"{dtype} weights fit"), (base.with_(quant_bits=4), "4-bit weights: 16-bit ones do not fit")]
+        options = [(base.with_(batch=4), f"{dtype} weights fit, with 4 requests generated together")]
     for setting, why in options:
         plan = make_plan(spec, setting)
         if fits(plan, machine.budget_gib):
