@@ -8,6 +8,7 @@ from typing import Any
 from ..config import SftConfig
 from ..data import PadCollator, build_datasets
 from ..data.collator import PaddingFreeCollator, pack_rows
+from ..eval.training import attach_training_eval, load_training_tasks
 from ..models import load_tokenizer
 from ..models.device import resolve_dtype
 from ..templates import get_template
@@ -50,6 +51,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
                             truncation_strategy=cfg.truncation_strategy, **cfg.media_options())
     resolve_padding_free(cfg, info, template)
     data = build_datasets(cfg, template, task="pt" if cfg.command == "pt" else "sft")  # errors before the model loads
+    scoring = load_training_tasks(cfg)  # --eval_dataset, scored by generation every --eval_steps; checked here too
     create_output_dir(output_dir)  # only now: a run that fails its checks leaves no folder behind
     # the resolved config that runs; model_path absolute, so runs resolve their base from any folder
     _save_args(cfg.to_dict() | {"model_path": str(Path(info.path).resolve())}, output_dir)
@@ -65,6 +67,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     varlen = isinstance(collator, PaddingFreeCollator) and use_varlen_attention(model)
     trainer = build_trainer(model, tokenizer, cfg, train_rows, data.val, collator, output_dir, started,
                             family=info.family)
+    attach_training_eval(trainer, scoring, template, output_dir)
     try:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except KeyboardInterrupt:

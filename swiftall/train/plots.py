@@ -9,7 +9,8 @@ CURVES = {"loss": "train loss", "learning_rate": "learning rate", "eval_loss": "
 
 
 def write_plots(output_dir: Path, curves: dict[str, str] | None = None) -> list[Path]:
-    """One PNG per logged curve: CURVES plus a command's own (`curves`: log key -> title), e.g. rewards/margins."""
+    """One PNG per logged curve: CURVES, scores of evaluation during training (eval_<dataset>/<metric>) and a
+    command's own (`curves`: log key -> title), e.g. rewards/margins."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +19,8 @@ def write_plots(output_dir: Path, curves: dict[str, str] | None = None) -> list[
     records = read_log(output_dir)
     folder = Path(output_dir) / "images"
     written = []
-    for key, title in {**CURVES, **(curves or {})}.items():
+    scores = {k: k[5:].replace("/", " ") for r in records for k in r if k.startswith("eval_") and "/" in k}
+    for key, title in {**CURVES, **dict(sorted(scores.items())), **(curves or {})}.items():
         points = [(r["step"], r[key]) for r in records if key in r]
         if not points:
             continue
