@@ -68,7 +68,8 @@ def long_text(seed: int, words: int) -> str:
 
 
 def write_data(folder: Path, command: str) -> Path:
-    """Rows longer than any --max_length here (about 800 tokens), cut to it by the run."""
+    """Training rows longer than any --max_length here (about 800 tokens), cut to it by the run; prompts of about
+    480 tokens for infer (its --max_length 512 is the plan's prompt length)."""
     path = folder / f"{command}.jsonl"
     rows = []
     for i in range(16):
@@ -76,7 +77,7 @@ def write_data(folder: Path, command: str) -> Path:
         if command == "rlhf":
             rows.append({"prompt": question, "chosen": long_text(i, 600), "rejected": long_text(i + 1, 600)})
         elif command == "infer":
-            rows.append({"messages": [{"role": "user", "content": question + " " + long_text(i, 60)}]})
+            rows.append({"messages": [{"role": "user", "content": question + " " + long_text(i, 440)}]})
         else:
             rows.append({"messages": [{"role": "user", "content": question},
                                       {"role": "assistant", "content": long_text(i, 800)}]})

@@ -1,6 +1,7 @@
 """swiftall plan: memory by component, the peak, and the time of a run, from the model's config only."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -33,10 +34,13 @@ def plan_report(config: Any) -> dict[str, Any]:
     name = machine.accelerator.name if machine.accelerator else "cpu"
     tflops = calibrated_tflops(cfg, spec, setting) if cfg.calibrate else cfg.tflops
     time = estimate_time(spec, setting, machine.device, name, tflops, rows=cfg.num_rows)
+    if cfg.calibrate:
+        time = dataclasses.replace(time, basis="calibrated: 3 real steps of this setting here")
     report = {
         "model": spec.name, "source": spec.source, "params_b": round(spec.total_params / 1e9, 4),
         "setting": setting.describe(), "device": machine.device, "budget_gib": round(machine.budget_gib, 2),
-        "components": [{"name": c.name, "gib": round(c.bytes / GIB, 3), "note": c.note} for c in plan.components],
+        "components": [{"name": c.name, "gib": round(c.bytes / GIB, 3), "note": c.note, "phase": c.phase}
+                       for c in plan.components],
         "peak_gib": plan.peak_gib, "trainable_params": plan.trainable_params,
         "fits": fits(plan, machine.budget_gib),
         "time": {"seconds_per_step": time.seconds_per_step, "steps_per_epoch": time.steps_per_epoch,
@@ -59,8 +63,11 @@ def plan_main(config: Any = None) -> dict[str, Any]:
 def report_lines(r: dict[str, Any]) -> list[str]:
     lines = [f"{r['model']} ({r['params_b']:g}B parameters; {r['source'] or 'config.json'})", r["setting"], ""]
     width = max(len(c["name"]) for c in r["components"])
-    lines += [f"  {c['name']:<{width}}  {c['gib']:8.3f} GiB  {c['note']}" for c in r["components"]]
-    lines += [f"  {'peak':<{width}}  {r['peak_gib']:8.3f} GiB", ""]
+    lines += [f"  {c['name']:<{width}}  {c['gib']:8.3f} GiB  " + (f"[{c['phase']}] " if c["phase"] != "held" else "")
+              + c["note"] for c in r["components"]]
+    lines += [f"  {'peak':<{width}}  {r['peak_gib']:8.3f} GiB  (all that is held, plus the larger of the "
+              "[backward] and [optimizer step] parts)" if len({c["phase"] for c in r["components"]}) > 1 else
+              f"  {'peak':<{width}}  {r['peak_gib']:8.3f} GiB", ""]
     verdict = "fits" if r["fits"] else "does NOT fit"
     lines.append(f"{verdict} in {r['budget_gib']:.1f} GiB free on {r['device']} (a plan fits at up to "
                  f"{HEADROOM:.0%} of it)")

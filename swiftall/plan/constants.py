@@ -12,6 +12,9 @@ ALLOCATOR_NOTE = "measured: fitted on the benchmark's runs"
 DYNAMIC = ("activations", "logits and loss", "KV cache", "prefill activations")
 CUDA_CONTEXT_GIB = 0.5  # not measured here (no GPU on the development machine): a typical CUDA context
 
+STEP_TEMP_COPIES = 1  # torch's foreach AdamW makes a full-size temporary of the trainable weights in its step
+STEP_TEMP_NOTE = "AdamW step temporaries (foreach sqrt of the 2nd moments); not with activations"
+
 # ---- theory ------------------------------------------------------------------------------------------------------
 QUANT_OVERHEAD_BITS = 0.5  # bnb 4-bit: one absmax per 64 weights (double quantization: 8-bit absmax + fp32 per 256)
 LOGITS_COPIES = 3          # logits, log-softmax, and their gradient during the backward (float32)

@@ -54,4 +54,4 @@ def setting_from(cfg: Any, machine: Machine, task: Optional[str] = None) -> Sett
         length=getattr(cfg, "max_length", None) or 2048, new_tokens=getattr(cfg, "max_new_tokens", 512),
         checkpointing=bool(getattr(cfg, "gradient_checkpointing", False)), optim=getattr(cfg, "optim", "adamw_torch"),
         zero_stage=zero, nproc=getattr(cfg, "nproc_per_node", 1), device=machine.device,
-        media_items=getattr(cfg, "media_per_row", 0))
+        media_items=getattr(cfg, "media_per_row", 0), attn=getattr(cfg, "attn_impl", None) or "sdpa")

@@ -16,6 +16,7 @@ class Component:
     name: str
     bytes: float
     note: str = ""
+    phase: str = "held"  # held all along, or the phase it lives in: "backward" or "optimizer step" (not both at once)
 
 
 @dataclass
@@ -27,15 +28,20 @@ class Plan:
 
     @property
     def peak_bytes(self) -> float:
-        return sum(c.bytes for c in self.components)
+        """What is held all along, plus the larger of the phases that do not overlap."""
+        phases: dict[str, float] = {}
+        for c in self.components:
+            phases[c.phase] = phases.get(c.phase, 0.0) + c.bytes
+        held = phases.pop("held", 0.0)
+        return held + max(phases.values(), default=0.0)
 
     @property
     def peak_gib(self) -> float:
         return self.peak_bytes / GIB
 
-    def add(self, name: str, size: float, note: str = "") -> None:
+    def add(self, name: str, size: float, note: str = "", phase: str = "held") -> None:
         if size > 0:
-            self.components.append(Component(name, size, note))
+            self.components.append(Component(name, size, note, phase))
 
 
 def trainable_params(spec: ModelSpec, s: Setting) -> float:
@@ -60,6 +66,8 @@ def activation_bytes(spec: ModelSpec, s: Setting) -> tuple[float, str]:
     """Tensors kept for the backward pass, per layer per token (theory in constants.py), times layers and tokens."""
     tokens = s.sequences * (s.length + s.media_items * spec.media_tokens)
     per_token = C.layer_activation_elements(spec, s) * s.dtype_bytes
+    if s.attn == "eager":  # scores and their softmax, per head, for every pair of positions
+        per_token += 2 * spec.heads * (s.length + s.media_items * spec.media_tokens) * s.dtype_bytes
     if s.checkpointing:  # layer inputs kept; one layer's activations live again while it is recomputed
         size = tokens * (spec.layers * spec.hidden * s.dtype_bytes + per_token)
         return size, f"{tokens} tokens, checkpointed: layer inputs + one layer"
@@ -92,10 +100,12 @@ def training_plan(spec: ModelSpec, s: Setting) -> Plan:
     state = 2 * (1 if "8bit" in s.optim else own)
     plan.add("optimizer states", trainable * state / (shard if s.zero_stage >= 1 else 1),
              f"AdamW: 2 moments x {state // 2} B")
+    plan.add("optimizer step temporaries", trainable * own * C.STEP_TEMP_COPIES / (shard if s.zero_stage >= 1 else 1),
+             C.STEP_TEMP_NOTE, phase="optimizer step")
     size, note = activation_bytes(spec, s)
-    plan.add("activations", size, note)
+    plan.add("activations", size, note, phase="backward")
     size, note = logits_bytes(spec, s)
-    plan.add("logits and loss", size, note)
+    plan.add("logits and loss", size, note, phase="backward")
     if s.task == "rlhf" and s.rlhf_type in REFERENCE_METHODS:
         if s.train_type == "full":
             plan.add("reference model", weights, "a frozen copy (LoRA: the base with adapters off, no copy)")
@@ -121,7 +131,8 @@ def add_runtime(plan: Plan, s: Setting) -> None:
     if s.device == "cpu":
         plan.add("Python, torch and libraries", C.RUNTIME_CPU_GIB * GIB, C.RUNTIME_NOTE)
         dynamic = sum(c.bytes for c in plan.components if c.name in C.DYNAMIC)
-        plan.add("allocator overhead", dynamic * C.ALLOCATOR_OVERHEAD, C.ALLOCATOR_NOTE)
+        phase = "backward" if plan.setting.training else "held"
+        plan.add("allocator overhead", dynamic * C.ALLOCATOR_OVERHEAD, C.ALLOCATOR_NOTE, phase=phase)
     else:
         plan.add("CUDA context", C.CUDA_CONTEXT_GIB * GIB, "not in torch.cuda.max_memory_allocated")
 

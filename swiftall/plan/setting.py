@@ -27,6 +27,7 @@ class Setting:
     nproc: int = 1
     device: str = "cpu"               # cpu or cuda
     media_items: int = 0              # images/clips per row for multimodal models
+    attn: str = "sdpa"                # eager keeps the attention scores (batch x heads x length^2) per layer
 
     @property
     def training(self) -> bool:
