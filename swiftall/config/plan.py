@@ -73,7 +73,8 @@ class InitSection(Section):
 
 
 class PlanConfig(Config):
-    """Memory (by component) and time of a run, from the model's config only: no weights are loaded."""
+    """Memory (by component) and time of a run, from the model's config only: no weights are loaded.
+    swiftall plan [sft|pt|rlhf|dpo|infer|deploy] --model M [that command's flags] [--device D --memory_gb G]"""
 
     command = "plan"
     sections = (ModelSection, CommonSection, PlanSection, MachineSection, TunerSection, QuantSection, TemplateSection,
