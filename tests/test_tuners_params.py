@@ -94,3 +94,26 @@ def test_adapter_keeps_answers_at_step_zero():
     ids = torch.randint(3, 64, (2, 9))
     before = base(input_ids=ids).logits
     assert torch.allclose(apply_tuner(base, args("adapter", adapter_length=8)).eval()(input_ids=ids).logits, before)
+
+
+def test_reft_keeps_learning_under_weight_decay_and_reloads_the_same(tmp_path):
+    """LoReFT's R is torch's Householder parametrization, which reads the diagonal of its stored matrix as signs:
+    weight decay (AdamW, --weight_decay 0.1 by default) once turned them to 0, zeroed R and stopped every gradient."""
+    pytest.importorskip("pyreft")
+    from swiftall.tuners import reft
+
+    model = apply_tuner(tiny(), args("reft", reft_rank=R, weight_decay=0.1))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.1)
+    ids = torch.randint(3, 64, (2, 7))
+    for _ in range(3):
+        model(input_ids=ids, labels=ids).loss.backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable if p.ndim == 2)
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(str(tmp_path))   # right after a step: the decayed signs must not reach the file
+    model.eval()
+    torch.manual_seed(123)   # another random state than training's: the rebuilt R must not depend on it
+    reloaded = reft.load(tiny(), tmp_path)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-5)

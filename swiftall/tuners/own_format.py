@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import types
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..utils.errors import ConfigError
 
@@ -29,8 +29,10 @@ def tuner_of(folder: str | Path) -> str:
     return {"prompt_tuning": "prompt", "prefix_tuning": "prefix", "p_tuning": "p_tuning"}.get(peft_type, peft_type)
 
 
-def install_saver(model: Any, tuner: str, settings: dict[str, Any], owns: Callable[[str], bool]) -> None:
-    """Make model.save_pretrained write only the parameters `owns(name)` accepts, with the tuner's settings."""
+def install_saver(model: Any, tuner: str, settings: dict[str, Any], owns: Callable[[str], bool],
+                  extra: Optional[Callable[[Any], dict[str, Any]]] = None) -> None:
+    """Make model.save_pretrained write only the parameters `owns(name)` accepts (and the tensors `extra(model)`
+    names), with the tuner's settings."""
 
     def save_pretrained(self: Any, save_directory: str, state_dict: Any = None, **_: Any) -> None:
         from safetensors.torch import save_file
@@ -39,6 +41,7 @@ def install_saver(model: Any, tuner: str, settings: dict[str, Any], owns: Callab
         folder.mkdir(parents=True, exist_ok=True)
         # the live parameters (a trainer's state_dict may hold parametrized weights under their computed names)
         weights = {k: v.detach().contiguous().cpu() for k, v in self.named_parameters() if owns(k)}
+        weights.update({k: v.detach().contiguous().cpu() for k, v in (extra(self) if extra else {}).items()})
         save_file(weights, str(folder / WEIGHTS))
         base = getattr(self.config, "_name_or_path", None)
         (folder / CONFIG).write_text(json.dumps({KEY: tuner, **settings, "base_model_name_or_path": base},
@@ -48,10 +51,13 @@ def install_saver(model: Any, tuner: str, settings: dict[str, Any], owns: Callab
     model.save_pretrained = types.MethodType(save_pretrained, model)
 
 
-def load_weights(model: Any, folder: str | Path, owns: Callable[[str], bool]) -> None:
+def load_weights(model: Any, folder: str | Path, owns: Callable[[str], bool],
+                 extra: Callable[[str], bool] = lambda name: False) -> dict[str, Any]:
+    """Load the tuner's parameters; returns the saved tensors `extra(name)` accepts (not parameters)."""
     from safetensors.torch import load_file
 
     weights = load_file(str(Path(folder) / WEIGHTS))
+    extras = {k: weights.pop(k) for k in list(weights) if extra(k)}
     missing = [k for k in weights if k not in dict(model.named_parameters())]
     if missing:
         raise ConfigError(f"--adapters {folder}: weights {missing[:3]} do not fit this model (was it trained on "
@@ -62,3 +68,4 @@ def load_weights(model: Any, folder: str | Path, owns: Callable[[str], bool]) ->
     if absent:
         raise ConfigError(f"--adapters {folder}: {len(absent)} tuner weights missing (e.g. {absent[0]}); the folder "
                           "is incomplete")
+    return extras
