@@ -113,11 +113,16 @@ def test_completions_with_logprobs_and_echo(client):
                                   temperature=0, echo=True)
     c = r.choices[0]
     assert c.text.startswith("The capital of France is") and "Paris" in c.text
-    lp = c.logprobs
-    assert len(lp.tokens) == len(lp.token_logprobs) == r.usage.completion_tokens == 4
-    assert all(v <= 0 for v in lp.token_logprobs)
-    assert all(len(top) == 2 and max(top.values()) == pytest.approx(v) for top, v in zip(lp.top_logprobs,
-                                                                                           lp.token_logprobs))
+    lp = c.logprobs  # with echo, as OpenAI: the prompt's tokens (the first without a log-probability), then the answer's
+    usage = r.usage
+    assert len(lp.tokens) == len(lp.token_logprobs) == usage.prompt_tokens + usage.completion_tokens
+    assert usage.completion_tokens == 4 and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert all(v <= 0 for v in lp.token_logprobs[1:])
+    answer = slice(usage.prompt_tokens, None)
+    assert all(len(top) == 2 and max(top.values()) == pytest.approx(v) for top, v in zip(lp.top_logprobs[answer],
+                                                                                           lp.token_logprobs[answer]))
+    assert all(len(top) == 2 and max(top.values()) >= v for top, v in zip(lp.top_logprobs[1:usage.prompt_tokens],
+                                                                          lp.token_logprobs[1:usage.prompt_tokens]))
 
 
 def test_chat_logprobs_n_seed_and_stop(client):

@@ -1,21 +1,24 @@
 """Serving logic over an Engine: OpenAI bodies -> InferRequest/RequestConfig -> OpenAI answers (whole or SSE)."""
 from __future__ import annotations
 
+import asyncio
 import base64
-import json
+import contextlib
 import struct
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional
 
 from ..infer.engine import (BASE_MODEL, Engine, InferRequest, InferResponse, QueueFullError, RequestConfig,
                             ShuttingDownError)
 from ..templates import TemplateError
 from ..utils.errors import ConfigError
+from .completions import Completions, check_token_ids
 from .errors import ApiError
-from .media import check_media_url
+from .media import MAX_MEDIA_BYTES, MEDIA_TIMEOUT_S, check_media_url, download_media
 from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from .stream import merge_streams, sse, usage_chunk
 from .tools import forced_prefill, inline_tools, parse_tool_calls, renders_tools
 
 MEDIA_PARTS = {"image_url": ("images", "<image>"), "input_image": ("images", "<image>"),
@@ -33,6 +36,8 @@ class ServeSettings:
     allow_local_media: Optional[str] = None
     allow_private_media_urls: bool = False
     default_max_tokens: int = 512
+    max_media_bytes: int = MAX_MEDIA_BYTES   # per downloaded media URL
+    media_timeout_s: float = MEDIA_TIMEOUT_S  # per downloaded media URL, redirects included
 
 
 class Handlers:
@@ -40,6 +45,7 @@ class Handlers:
         self.engine = engine
         self.settings = settings
         self.created = int(time.time())
+        self.completions = Completions(self)
 
     # ---- models -------------------------------------------------------------------------------
     def models(self) -> dict[str, Any]:
@@ -60,7 +66,7 @@ class Handlers:
                        "model_not_found")
 
     # ---- request translation ------------------------------------------------------------------
-    def _config(self, body: Any, max_tokens: Optional[int], prompt_tokens: int) -> RequestConfig:
+    def config(self, body: Any, max_tokens: Optional[int], prompt_tokens: int) -> RequestConfig:
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         if len(stop) > 4:
             raise ApiError(400, "stop: at most 4 stop sequences", "stop", "invalid_value")
@@ -78,13 +84,14 @@ class Handlers:
                              repetition_penalty=body.repetition_penalty, stop=stop, seed=body.seed, n=body.n,
                              ignore_eos=body.ignore_eos)
 
-    def _messages(self, body: ChatCompletionRequest) -> tuple[list[dict], dict[str, list]]:
-        messages, media = [], {"images": [], "audios": [], "videos": []}
+    def _messages(self, body: ChatCompletionRequest) -> tuple[list[dict], dict[str, list], dict]:
+        """The messages, their media (URLs, paths) and the request field of each media item."""
+        messages, media, params = [], {"images": [], "audios": [], "videos": []}, {}
         for i, m in enumerate(body.messages):
             role = "system" if m.role == "developer" else m.role
             content = m.content
             if isinstance(content, list):
-                content = self._parts(content, media, f"messages.{i}.content")
+                content = self._parts(content, media, params, f"messages.{i}.content")
             message = {"role": role, "content": content if content is not None else ""}
             if m.tool_calls:
                 message["tool_calls"] = m.tool_calls
@@ -93,9 +100,9 @@ class Handlers:
             if m.name:
                 message["name"] = m.name
             messages.append(message)
-        return messages, media
+        return messages, media, params
 
-    def _parts(self, parts: list[dict], media: dict[str, list], where: str) -> str:
+    def _parts(self, parts: list[dict], media: dict[str, list], params: dict, where: str) -> str:
         texts = []
         for j, part in enumerate(parts):
             kind = part.get("type")
@@ -107,18 +114,21 @@ class Handlers:
                 url = value.get("url") if isinstance(value, dict) else value
                 if kind == "input_audio" and isinstance(value, dict) and "data" in value:
                     url = f"data:audio/{value.get('format', 'wav')};base64,{value['data']}"
-                media[slot].append(check_media_url(url, self.settings.allow_local_media,
-                                                   self.settings.allow_private_media_urls, f"{where}.{j}"))
+                params[(slot, len(media[slot]))] = f"{where}.{j}"
+                media[slot].append(check_media_url(url, self.settings.allow_local_media, f"{where}.{j}"))
                 texts.append(placeholder)
             else:
                 raise ApiError(400, f"{where}.{j}.type: unsupported content part type {kind!r}", f"{where}.{j}.type",
                                "invalid_value")
         return "".join(texts)
 
-    def chat_request(self, body: ChatCompletionRequest) -> tuple[InferRequest, RequestConfig, bool]:
-        """Returns the request, its settings, and whether tool calls are to be parsed from the answer."""
+    async def chat_request(self, body: ChatCompletionRequest) -> tuple[InferRequest, RequestConfig, bool]:
+        """Returns the request, its settings, and whether tool calls are to be parsed from the answer. http(s) media
+        are downloaded here (media.download_media), so the engine gets their bytes and never a client's URL."""
         adapter = self.adapter_for(body.model)
-        messages, media = self._messages(body)
+        messages, media, params = self._messages(body)
+        await download_media(media, self.settings.allow_private_media_urls, params, self.settings.max_media_bytes,
+                             self.settings.media_timeout_s)
         tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
         use_tools = bool(tools) and body.tool_choice != "none"
         request = InferRequest(messages=messages, adapter=adapter, **media)
@@ -129,32 +139,29 @@ class Handlers:
             else:
                 request.messages = inline_tools(messages, tools)
             request.prefill = forced_prefill(body.tool_choice)
-        config = self._config(body, body.max_completion_tokens or body.max_tokens, self._count(request))
+        config = self.config(body, body.max_completion_tokens or body.max_tokens, await self.count(request) or 0)
         config.logprobs, config.top_logprobs = body.logprobs, (body.top_logprobs or 0) if body.logprobs else 0
         if use_tools and request.prefill:
             config.stop = [*config.stop, "</tool_call>"]
         return request, config, use_tools
 
-    def completion_request(self, body: CompletionRequest) -> tuple[list[InferRequest], RequestConfig]:
-        adapter = self.adapter_for(body.model)
-        prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
-        if not prompts:
-            raise ApiError(400, "prompt: must not be empty", "prompt", "invalid_value")
-        requests = [InferRequest(messages=[], prompt=p, adapter=adapter) for p in prompts]
-        config = self._config(body, body.max_tokens or 16, max(self._count(r) for r in requests))
-        config.logprobs, config.top_logprobs = body.logprobs is not None, body.logprobs or 0
-        return requests, config
-
-    def _count(self, request: InferRequest) -> int:
+    async def count(self, request: InferRequest, param: str = "messages") -> Optional[int]:
+        """The prompt's length in tokens (None when the engine cannot tell), encoded off the event loop."""
         try:
-            return self.engine.count_prompt_tokens(request) or 0
+            return await asyncio.to_thread(self.engine.count_prompt_tokens, request)
         except (TemplateError, ConfigError) as exc:
-            raise ApiError(400, str(exc), "messages", "invalid_value") from None
+            raise ApiError(400, str(exc), param, "invalid_value") from None
+
+    def engine_tokens(self, text: str) -> int:
+        try:
+            return self.engine.count_prompt_tokens(InferRequest(messages=[], prompt=text)) or 0
+        except (TemplateError, ConfigError) as exc:
+            raise ApiError(400, str(exc), "input", "invalid_value") from None
 
     # ---- whole answers ------------------------------------------------------------------------
     async def chat(self, body: ChatCompletionRequest) -> dict[str, Any]:
-        request, config, use_tools = self.chat_request(body)
-        response = await self._infer(request, config)
+        request, config, use_tools = await self.chat_request(body)
+        response = await self.infer(request, config)
         answers = [response, *response.choices]
         names = {t.function.name for t in body.tools or []}
         choices = []
@@ -173,31 +180,14 @@ class Handlers:
                 "model": body.model, "choices": choices, "usage": usage(answers)}
 
     async def completion(self, body: CompletionRequest) -> dict[str, Any]:
-        requests, config = self.completion_request(body)
-        choices, answers = [], []
-        for k, request in enumerate(requests):
-            response = await self._infer(request, config)
-            for j, a in enumerate([response, *response.choices]):
-                text = (request.prompt if body.echo else "") + a.text + (body.suffix or "")
-                choices.append({"index": k * config.n + j, "text": text, "finish_reason": a.finish_reason,
-                                "logprobs": completion_logprobs(a) if config.logprobs else None})
-                answers.append(a)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": body.model, "choices": choices, "usage": usage(answers)}
+        return await self.completions.answer(body)
 
-    async def _infer(self, request: InferRequest, config: RequestConfig) -> InferResponse:
-        try:
+    async def infer(self, request: InferRequest, config: RequestConfig) -> InferResponse:
+        with engine_errors():
             return await self.engine.infer_async(request, config)
-        except QueueFullError as exc:
-            status, code = (503, "shutting_down") if isinstance(exc, ShuttingDownError) else (429, "queue_full")
-            raise ApiError(status, str(exc), None, code) from None
-        except (TemplateError, ConfigError) as exc:
-            raise ApiError(400, str(exc), "messages", "invalid_value") from None
 
     # ---- embeddings ---------------------------------------------------------------------------
     async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
-        import asyncio
-
         adapter = self.adapter_for(body.model)
         texts = self._embedding_texts(body.input)
         try:
@@ -206,7 +196,7 @@ class Handlers:
             raise ApiError(400, str(exc), "model", "unsupported") from None
         except ConfigError as exc:
             raise ApiError(400, str(exc), "input", "context_length_exceeded") from None
-        tokens = sum(self._count(InferRequest(messages=[], prompt=t)) for t in texts)
+        tokens = sum(self.engine_tokens(t) for t in texts)
         data = []
         for i, v in enumerate(vectors):
             v = v[: body.dimensions] if body.dimensions else v
@@ -218,14 +208,16 @@ class Handlers:
 
     def _embedding_texts(self, value: Any) -> list[str]:
         tokenizer = getattr(self.engine, "tokenizer", None)
-        items = [value] if isinstance(value, str) or (value and isinstance(value[0], int)) else list(value)
+        single = isinstance(value, str) or bool(value and isinstance(value[0], int))
+        items = [value] if single else list(value)
         if not items:
             raise ApiError(400, "input: must not be empty", "input", "invalid_value")
         texts = []
-        for item in items:
+        for k, item in enumerate(items):
             if isinstance(item, list):
                 if tokenizer is None:
                     raise ApiError(400, "input: token ids need a local engine", "input", "invalid_value")
+                check_token_ids(item, self.engine, "input" if single else f"input.{k}")
                 item = tokenizer.decode(item)
             if not item:
                 raise ApiError(400, "input: empty strings cannot be embedded", "input", "invalid_value")
@@ -234,11 +226,11 @@ class Handlers:
 
     # ---- streaming ----------------------------------------------------------------------------
     async def chat_stream(self, body: ChatCompletionRequest) -> AsyncIterator[str]:
-        request, config, use_tools = self.chat_request(body)
+        request, config, use_tools = await self.chat_request(body)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": body.model}
         names = {t.function.name for t in body.tools or []}
-        events = await self._events(request, config)
+        events = await self.events(request, config)
         return self._chat_chunks(events, config, head, use_tools, names, body)
 
     async def _chat_chunks(self, events, config, head, use_tools, names, body) -> AsyncIterator[str]:
@@ -247,7 +239,7 @@ class Handlers:
                                             "finish_reason": None, "logprobs": None}]})
         held: dict[int, str] = {}
         totals = {"prompt": 0, "completion": 0}
-        async for event in events:
+        async for _k, event in merge_streams([events]):  # closes the engine's stream when the client goes away
             if use_tools:  # tool calls are parsed from the whole answer
                 held[event.index] = held.get(event.index, "") + event.text
             elif event.text or event.logprobs:
@@ -268,77 +260,61 @@ class Handlers:
                 yield sse({**head, "choices": [{"index": event.index, "delta": delta, "finish_reason": finish,
                                                 "logprobs": None}]})
         if body.stream_options and body.stream_options.include_usage:
-            yield sse({**head, "choices": [], "usage": {"prompt_tokens": totals["prompt"],
-                                                        "completion_tokens": totals["completion"],
-                                                        "total_tokens": totals["prompt"] + totals["completion"]}})
+            yield usage_chunk(head, totals["prompt"], totals["completion"])
         yield "data: [DONE]\n\n"
 
     async def completion_stream(self, body: CompletionRequest) -> AsyncIterator[str]:
-        requests, config = self.completion_request(body)
-        if len(requests) != 1:
-            raise ApiError(400, "prompt: streaming takes one prompt", "prompt", "invalid_value")
-        head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": body.model}
+        return await self.completions.stream(body)
 
-        events = await self._events(requests[0], config)
-
-        async def chunks() -> AsyncIterator[str]:
-            totals = {"prompt": 0, "completion": 0}
-            async for event in events:
-                if event.text or event.finish_reason:
-                    yield sse({**head, "choices": [{"index": event.index, "text": event.text,
-                                                    "finish_reason": event.finish_reason, "logprobs": None}]})
-                if event.finish_reason:
-                    totals["prompt"] = event.prompt_tokens
-                    totals["completion"] += event.completion_tokens
-            if body.stream_options and body.stream_options.include_usage:
-                yield sse({**head, "choices": [], "usage": {
-                    "prompt_tokens": totals["prompt"], "completion_tokens": totals["completion"],
-                    "total_tokens": totals["prompt"] + totals["completion"]}})
-            yield "data: [DONE]\n\n"
-
-        return chunks()
-
-    async def _events(self, request: InferRequest, config: RequestConfig) -> AsyncIterator[Any]:
+    async def events(self, request: InferRequest, config: RequestConfig) -> AsyncIterator[Any]:
         """The engine's events, started here so that a full queue or a bad prompt still gets its HTTP status
         (the first event is awaited before the response begins)."""
         events = self.engine.stream_async(request, config).__aiter__()
         try:
-            first = await events.__anext__()
+            with engine_errors():
+                first = await events.__anext__()
         except StopAsyncIteration:
-            first = None
-        except QueueFullError as exc:
-            status, code = (503, "shutting_down") if isinstance(exc, ShuttingDownError) else (429, "queue_full")
-            raise ApiError(status, str(exc), None, code) from None
-        except (TemplateError, ConfigError) as exc:
-            raise ApiError(400, str(exc), "messages", "invalid_value") from None
-
-        async def chained() -> AsyncIterator[Any]:
-            if first is not None:
-                yield first
-            async for event in events:
-                yield event
-
-        return chained()
+            return Started(None, events)
+        return Started(first, events)
 
 
-def sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """The engine's refusals as HTTP errors: a full queue 429, shutting down 503, a bad prompt 400."""
+    try:
+        yield
+    except QueueFullError as exc:
+        status, code = (503, "shutting_down") if isinstance(exc, ShuttingDownError) else (429, "queue_full")
+        raise ApiError(status, str(exc), None, code) from None
+    except (TemplateError, ConfigError) as exc:
+        raise ApiError(400, str(exc), "messages", "invalid_value") from None
+
+
+class Started:
+    """An engine's event stream whose first event has arrived: that event, then the rest; `aclose` reaches the
+    engine's stream even before the first event is read again (so its answer is dropped)."""
+
+    def __init__(self, first: Any, events: Any):
+        self.first, self.events = first, events
+
+    def __aiter__(self) -> "Started":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
+        return await self.events.__anext__()
+
+    async def aclose(self) -> None:
+        close = getattr(self.events, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def chat_logprob(lp: Any) -> dict[str, Any]:
     return {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode()),
             "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in lp.top]}
-
-
-def completion_logprobs(a: InferResponse) -> dict[str, Any]:
-    items = a.logprobs or []
-    offsets, at = [], 0
-    for lp in items:
-        offsets.append(at)
-        at += len(lp.token)
-    return {"tokens": [lp.token for lp in items], "token_logprobs": [lp.logprob for lp in items],
-            "top_logprobs": [dict(lp.top) for lp in items], "text_offset": offsets}
 
 
 def usage(answers: list[InferResponse]) -> dict[str, int]:

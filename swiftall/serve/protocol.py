@@ -60,7 +60,11 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: Union[str, list[str]]
+    """`prompt`: a string, strings, token ids, or lists of token ids (one choice per prompt); `max_tokens` may be 0
+    with `echo` (the prompt scored, nothing generated)."""
+
+    prompt: Union[str, list[str], list[int], list[list[int]]]
+    max_tokens: Optional[int] = Field(None, ge=0)
     logprobs: Optional[int] = Field(None, ge=0, le=5)
     echo: bool = False
     suffix: Optional[str] = None

@@ -53,14 +53,15 @@ def describe(item: Any) -> str:
     return type(item).__name__
 
 
-def read_bytes(item: str | Path) -> bytes:
-    """A path, an http(s) URL, a data: URI or a bare base64 string -> bytes."""
+def read_bytes(item: str | Path, kind: Optional[str] = None) -> bytes:
+    """A path, an http(s) URL, a data: URI or a bare base64 string -> bytes. `kind` (images/audios/videos) is
+    what a downloaded answer's Content-Type must be."""
     text = str(item)
     match = _DATA_URI.match(text)
     if match:
         return _b64(text[match.end():])
-    if text.startswith(("http://", "https://")):
-        return _fetch(text)
+    if text.lower().startswith(("http://", "https://")):
+        return _fetch(text, kind)
     try:
         path = Path(text).expanduser()
         if path.is_file():
@@ -79,17 +80,16 @@ def _b64(text: str) -> bytes:
         raise MediaError(f"invalid base64 data ({exc})") from None
 
 
-def _fetch(url: str) -> bytes:
-    import urllib.request
+def _fetch(url: str, kind: Optional[str] = None) -> bytes:
+    """Through the one media fetcher (utils/fetch.py: redirects re-checked, size, time and type limits). Rows and
+    local `infer` requests are the user's own, so private addresses are allowed here; the server downloads a
+    request's URLs itself with its stricter policy before they reach a template."""
+    from ..utils.fetch import FetchError, FetchPolicy, fetch_url
 
     try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 (http/https only)
-            data = response.read(MAX_URL_BYTES + 1)
-    except Exception as exc:  # URLError, HTTPError, timeouts
-        raise MediaError(f"cannot download {url}: {exc}") from None
-    if len(data) > MAX_URL_BYTES:
-        raise MediaError(f"{url} is larger than {MAX_URL_BYTES // 2**20} MiB")
-    return data
+        return fetch_url(url, FetchPolicy(max_bytes=MAX_URL_BYTES, timeout=URL_TIMEOUT_S), kind)
+    except FetchError as exc:
+        raise MediaError(str(exc)) from None
 
 
 # ---- images ---------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def load_image(item: Any, options: Optional[MediaOptions] = None):
     elif isinstance(item, dict) and ("bytes" in item or "path" in item):   # HF datasets' Image feature
         image = load_image(item.get("bytes") or item.get("path"), options)
     elif isinstance(item, (str, Path)):
-        image = _open_image(read_bytes(item), Image, UnidentifiedImageError)
+        image = _open_image(read_bytes(item, "images"), Image, UnidentifiedImageError)
     else:
         raise MediaError(f"an image must be a path, URL, base64 string or PIL image, got {type(item).__name__}")
     return fit_pixels(image.convert("RGB"), options)
@@ -170,7 +170,7 @@ def load_audio(item: Any, options: Optional[MediaOptions] = None):
     elif _is_array(item):
         wave_, rate = np.asarray(item, dtype=np.float32), rate_wanted
     elif isinstance(item, (bytes, bytearray, str, Path)):
-        data = bytes(item) if isinstance(item, (bytes, bytearray)) else read_bytes(item)
+        data = bytes(item) if isinstance(item, (bytes, bytearray)) else read_bytes(item, "audios")
         wave_, rate = decode_audio(data)
     else:
         raise MediaError(f"an audio item must be a path, URL, base64 string or waveform, got {type(item).__name__}")
@@ -238,7 +238,7 @@ def load_video(item: Any, options: Optional[MediaOptions] = None):
         frames = [load_image(files[i], options) for i in frame_indices(len(files), None, options.fps,
                                                                         options.max_frames)]
     elif isinstance(item, (str, Path, bytes, bytearray)):
-        data = bytes(item) if isinstance(item, (bytes, bytearray)) else read_bytes(item)
+        data = bytes(item) if isinstance(item, (bytes, bytearray)) else read_bytes(item, "videos")
         frames = [fit_pixels(f, options) for f in _decode_video(data, options)]
     else:
         raise MediaError(f"a video must be a path, URL, frame list or folder of frames, got {type(item).__name__}")
