@@ -52,7 +52,7 @@ def export_bnb(src: Path, out: Path, bits: int, quant_type: str = "nf4", skip: S
     """Quantize on load with bitsandbytes and save the quantized weights with their quantization_config."""
     require("bitsandbytes", "export", f"--quant_method bnb --quant_bits {bits}")
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
     skip_modules = ["lm_head", *skip]
     if bits == 4:
@@ -60,9 +60,22 @@ def export_bnb(src: Path, out: Path, bits: int, quant_type: str = "nf4", skip: S
                                     bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=skip_modules)
     else:
         config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip_modules)
-    model = AutoModelForCausalLM.from_pretrained(src, quantization_config=config, device_map="cpu")
+    model = model_class(src).from_pretrained(src, quantization_config=config, device_map="cpu")
     model.save_pretrained(out)
     return out
+
+
+def model_class(folder: Path) -> Any:
+    """The transformers class named in the folder's config.json `architectures` (a vision-language model loads
+    with its own class, vision tower included), else AutoModelForCausalLM."""
+    import json
+
+    import transformers
+
+    config = Path(folder) / "config.json"
+    names = json.loads(config.read_text()).get("architectures") or [] if config.is_file() else []
+    return getattr(transformers, names[0], None) if names and hasattr(transformers, names[0]) \
+        else transformers.AutoModelForCausalLM
 
 
 def export_gptq(src: Path, out: Path, bits: int, group_size: int, calibration: list[list[int]], batch_size: int = 1,
@@ -106,11 +119,11 @@ def _gptqmodel(method: str) -> Any:
 def _probe_layers(src: Path) -> dict[str, int]:
     """Linear input sizes from the config alone (meta device: no weights loaded)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(src)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+        model = model_class(src)._from_config(config)
     return linear_inputs(model)
 
 
@@ -119,9 +132,8 @@ def export_fp8(src: Path, out: Path, skip: Sequence[str] = ()) -> Path:
     require("llmcompressor", "export-fp8", "--quant_method fp8")
     from llmcompressor import oneshot
     from llmcompressor.modifiers.quantization import QuantizationModifier
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(src, dtype="auto")
+    model = model_class(src).from_pretrained(src, dtype="auto")
     ignore = ["lm_head", *[f"re:{p}.*" for p in skip]]
     recipe = QuantizationModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=ignore)
     oneshot(model=model, recipe=recipe)

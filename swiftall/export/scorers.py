@@ -95,7 +95,8 @@ def _cut(tokens: list[int], stop_ids: set[int]) -> list[int]:
 def load_hf_folder(folder: Path, trust_remote_code: bool = False) -> Any:
     """An exported folder through transformers; its quantization_config picks the quantizer (bnb, GPTQ, ...)."""
     import torch
-    from transformers import AutoModelForCausalLM
+
+    from .quant import model_class
 
     config = Path(folder) / "config.json"
     if not config.is_file():
@@ -103,7 +104,7 @@ def load_hf_folder(folder: Path, trust_remote_code: bool = False) -> Any:
     kwargs: dict[str, Any] = {"device_map": "cpu", "trust_remote_code": trust_remote_code}
     if "quantization_config" not in config.read_text():
         kwargs["dtype"] = torch.float32
-    return AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    return model_class(folder).from_pretrained(folder, **kwargs)
 
 
 def load_exported(path: Path, prefer: str = "auto", trust_remote_code: bool = False) -> Scorer:
