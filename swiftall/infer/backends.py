@@ -1,128 +1,43 @@
 """vLLM, SGLang and LMDeploy behind the Engine interface, each imported only when chosen.
 
-Prompts are encoded by swiftall's own template (the one used in training) and handed over as token ids (vLLM,
-SGLang) or as the rendered text with the backend's own chat templating turned off (LMDeploy), so every backend
-answers the same prompt. The translation of settings and outputs is in plain functions, tested without the
-backends installed.
+Each runs through its async engine (vLLM's `AsyncLLMEngine`, SGLang's `Engine.async_generate`, LMDeploy's
+`pipeline(...).generate`) on an event loop of its own (loop_engine.py): a batch's requests run concurrently and the
+backend batches them; answers stream token by token; logprobs, media and a LoRA adapter per request are passed in
+each backend's own request format (translation in backend_io.py, tested without the backends).
+
+Text prompts are encoded by swiftall's own template (the one used in training) and handed over as token ids, so every
+backend answers the same prompt. Requests with media are rendered by the template (media placeholders not yet
+expanded) and handed over with the decoded media, which the backend's processor expands (LMDeploy: its own
+vision pipeline and chat template, images only).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence
+import itertools
+import uuid
+from typing import Any, AsyncIterator, Optional, Sequence
 
+from ..utils.aio import merge_streams
+from ..utils.errors import ConfigError
 from ..utils.optional import require
-from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, TokenLogprob
+from .backend_io import (Deltas, from_lmdeploy_output, from_sglang_output, from_vllm_output,  # noqa: F401
+                         lmdeploy_event, lmdeploy_gen_kwargs, lmdeploy_messages, sglang_event, sglang_lora_kwargs,
+                         sglang_media_kwargs, sglang_sampling_params, vllm_events, vllm_lora_kwargs,
+                         vllm_multi_modal_data, vllm_sampling_kwargs)
+from .engine import BASE_MODEL, Engine, InferRequest, RequestConfig, StreamEvent
 from .llama_cpp import LlamaCppEngine
+from .loop_engine import LoopEngine
 
 
-# ---- settings translation -----------------------------------------------------------------------------
-def _common(config: RequestConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if config.temperature is not None:
-        out["temperature"] = config.temperature
-    if config.top_p is not None:
-        out["top_p"] = config.top_p
-    if config.top_k is not None:
-        out["top_k"] = config.top_k
-    if config.repetition_penalty is not None:
-        out["repetition_penalty"] = config.repetition_penalty
-    return out
-
-
-def vllm_sampling_kwargs(config: RequestConfig) -> dict[str, Any]:
-    """RequestConfig -> keyword arguments of `vllm.SamplingParams`."""
-    out = {"max_tokens": config.max_new_tokens, "n": config.n, **_common(config)}
-    if config.stop:
-        out["stop"] = list(config.stop)
-    if config.stop_token_ids:
-        out["stop_token_ids"] = list(config.stop_token_ids)
-    if config.seed is not None:
-        out["seed"] = config.seed
-    if config.logprobs or config.top_logprobs:
-        out["logprobs"] = max(config.top_logprobs, 0)
-    if config.ignore_eos:
-        out["ignore_eos"] = True  # vLLM: the chosen token plus this many alternatives
-    return out
-
-
-def sglang_sampling_params(config: RequestConfig) -> dict[str, Any]:
-    """RequestConfig -> SGLang's `sampling_params` dict (Engine.generate)."""
-    out = {"max_new_tokens": config.max_new_tokens, "n": config.n, **_common(config)}
-    if config.stop:
-        out["stop"] = list(config.stop)
-    if config.stop_token_ids:
-        out["stop_token_ids"] = list(config.stop_token_ids)
-    return out
-
-
-def lmdeploy_gen_kwargs(config: RequestConfig) -> dict[str, Any]:
-    """RequestConfig -> keyword arguments of `lmdeploy.GenerationConfig`."""
-    out = {"max_new_tokens": config.max_new_tokens, "n": config.n, **_common(config)}
-    if config.stop:
-        out["stop_words"] = list(config.stop)
-    if config.stop_token_ids:
-        out["stop_token_ids"] = list(config.stop_token_ids)
-    if config.seed is not None:
-        out["random_seed"] = config.seed
-    if config.logprobs or config.top_logprobs:
-        out["logprobs"] = max(config.top_logprobs, 1)
-    return out
-
-
-# ---- output translation -------------------------------------------------------------------------------
-def from_vllm_output(output: Any, decode: Any = None) -> InferResponse:
-    """A vLLM `RequestOutput` -> InferResponse (the other n-1 answers in `.choices`)."""
-    answers = []
-    for choice in output.outputs:
-        logprobs = None
-        if choice.logprobs:
-            logprobs = []
-            for token, alternatives in zip(choice.token_ids, choice.logprobs):
-                chosen = alternatives[token]
-                ranked = sorted(alternatives.items(), key=lambda kv: -kv[1].logprob)
-                top = [(lp.decoded_token or (decode([t]) if decode else str(t)), lp.logprob) for t, lp in ranked]
-                logprobs.append(TokenLogprob(chosen.decoded_token or "", chosen.logprob, top))
-        answers.append(InferResponse(text=choice.text, finish_reason=_finish(choice.finish_reason),
-                                     prompt_tokens=len(output.prompt_token_ids or []),
-                                     completion_tokens=len(choice.token_ids), logprobs=logprobs,
-                                     token_ids=list(choice.token_ids)))
-    first, *others = answers
-    first.choices = others
-    return first
-
-
-def from_sglang_output(output: Any) -> InferResponse:
-    """SGLang `Engine.generate` result (a dict, or a list of dicts when n > 1) -> InferResponse."""
-    items = output if isinstance(output, list) else [output]
-    answers = []
-    for item in items:
-        meta = item.get("meta_info", {})
-        reason = meta.get("finish_reason") or {}
-        reason = reason.get("type") if isinstance(reason, dict) else reason
-        answers.append(InferResponse(text=item["text"], finish_reason=_finish(reason),
-                                     prompt_tokens=int(meta.get("prompt_tokens", 0)),
-                                     completion_tokens=int(meta.get("completion_tokens", 0))))
-    first, *others = answers
-    first.choices = others
-    return first
-
-
-def from_lmdeploy_output(output: Any) -> InferResponse:
-    """An LMDeploy `Response` -> InferResponse."""
-    return InferResponse(text=output.text, finish_reason=_finish(output.finish_reason),
-                         prompt_tokens=int(output.input_token_len or 0),
-                         completion_tokens=int(output.generate_token_len or 0))
-
-
-def _finish(reason: Optional[str]) -> str:
-    return "length" if reason == "length" else "stop"
-
-
-# ---- engines ------------------------------------------------------------------------------------------
-class _TemplatedEngine(Engine):
-    """Shared: encode requests with swiftall's template; adapters by name."""
+class _TemplatedEngine(LoopEngine):
+    """Shared: encode requests with swiftall's template (media decoded by it), adapters by name."""
 
     template: Any
     adapters: dict[str, str]
+
+    def _setup(self, template: Any, adapters: Sequence[str], default_config: Optional[RequestConfig]) -> None:
+        self.template, self.adapters = template, _named(adapters)
+        self.default_config = default_config or RequestConfig()
+        self.decode = lambda ids: template.tokenizer.decode(ids)
 
     def _prompt_ids(self, request: Any) -> list[int]:
         req = InferRequest.coerce(request)
@@ -135,19 +50,33 @@ class _TemplatedEngine(Engine):
             ids = ids + self.template.tokenizer(req.prefill, add_special_tokens=False)["input_ids"]
         return ids
 
+    def _with_media(self, req: InferRequest) -> Optional[tuple[str, dict[str, list], list[dict]]]:
+        """(the rendered prompt with the model's media placeholders, the decoded media, the messages with every
+        media tag in place), or None without media."""
+        media = {k: v for k, v in (("images", req.images), ("audios", req.audios), ("videos", req.videos)) if v}
+        if not media or req.prompt is not None or req.prompt_ids is not None:
+            return None
+        if not hasattr(self.template, "prepare"):
+            raise ConfigError("this model is text-only: its template takes no images, audio or video")
+        messages, loaded = self.template.prepare(req.messages, media)
+        text = self.template.render(messages, add_generation_prompt=True, tools=req.tools) + (req.prefill or "")
+        if loaded.get("audios"):
+            rate = self.template.media_options.sampling_rate
+            loaded["audios"] = [(wave, rate) for wave in loaded["audios"]]
+        return text, loaded, messages
+
+    def count_prompt_tokens(self, request: Any) -> Optional[int]:
+        req = InferRequest.coerce(request)
+        return None if self._with_media(req) else len(self._prompt_ids(req))
+
     def _adapter_path(self, request: Any) -> tuple[Optional[str], Optional[str]]:
         name = InferRequest.coerce(request).adapter
         if not self.adapters or name == BASE_MODEL:
             return None, None
         name = name or next(iter(self.adapters))
         if name not in self.adapters:
-            from ..utils.errors import ConfigError
-
             raise ConfigError(f"unknown adapter '{name}'; loaded: {', '.join(self.adapters)}")
         return name, self.adapters[name]
-
-    def stream(self, request: Any, config: Optional[RequestConfig] = None) -> Iterator[str]:
-        yield self.infer([request], config)[0].text  # offline engines answer whole; the server streams via pt
 
 
 def _named(adapters: Sequence[str]) -> dict[str, str]:
@@ -155,8 +84,6 @@ def _named(adapters: Sequence[str]) -> dict[str, str]:
 
     specs = parse_adapters(adapters)
     if specs and start_adapters(specs):
-        from ..utils.errors import ConfigError
-
         raise ConfigError("--adapters: these runs were trained on a base with an sft adapter merged in; this backend "
                           "loads adapters over the plain base: merge first (swiftall export --adapters RUN "
                           "--merge_lora true) and serve --model MERGED")
@@ -164,74 +91,153 @@ def _named(adapters: Sequence[str]) -> dict[str, str]:
 
 
 class VllmEngine(_TemplatedEngine):
+    """vLLM's AsyncLLMEngine: `generate(prompt, sampling_params, request_id, lora_request=...)` streams cumulative
+    `RequestOutput`s; `abort(request_id)` when the caller stops reading."""
+
     def __init__(self, model_dir: str, template: Any, adapters: Sequence[str] = (), max_batch_size: int = 256,
                  max_model_len: Optional[int] = None, default_config: Optional[RequestConfig] = None, **engine_kwargs):
-        vllm = require("vllm", "vllm", "--infer_backend vllm")
-        self.template, self.adapters = template, _named(adapters)
-        self.default_config = default_config or RequestConfig()
-        self.llm = vllm.LLM(model=model_dir, enable_lora=bool(self.adapters), max_num_seqs=max_batch_size,
-                            max_model_len=max_model_len, **engine_kwargs)
-        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
-        self._vllm = vllm
+        self._vllm = require("vllm", "vllm", "--infer_backend vllm")
+        self._setup(template, adapters, default_config)
+        self._args = dict(model=model_dir, max_num_seqs=max_batch_size, max_model_len=max_model_len,
+                          **vllm_lora_kwargs(self.adapters), **engine_kwargs)
+        self._start_loop("vllm")
 
-    def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
+    async def _create(self) -> None:
+        vllm = self._vllm
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**self._args))
+        config = await _maybe_await(self.engine.get_model_config())
+        self.max_model_len = getattr(config, "max_model_len", None)
+
+    async def _events(self, request: InferRequest, config: RequestConfig) -> AsyncIterator[StreamEvent]:
         from vllm.lora.request import LoRARequest
 
-        params = self._vllm.SamplingParams(**vllm_sampling_kwargs(config or self.default_config))
-        prompts = [{"prompt_token_ids": self._prompt_ids(r)} for r in requests]
-        names = list(self.adapters)
-        loras = []
-        for r in requests:
-            name, path = self._adapter_path(r)
-            loras.append(LoRARequest(name, names.index(name) + 1, path) if name else None)
-        outputs = self.llm.generate(prompts, params, lora_request=loras if any(loras) else None, use_tqdm=False)
-        return [from_vllm_output(o, self.template.tokenizer.decode) for o in outputs]
+        media = self._with_media(request)
+        if media is None:
+            prompt: dict[str, Any] = {"prompt_token_ids": self._prompt_ids(request)}
+        else:
+            text, loaded, _ = media
+            ids = self.template.tokenizer(text, add_special_tokens=False)["input_ids"]
+            prompt = {"prompt_token_ids": ids, "multi_modal_data": vllm_multi_modal_data(loaded)}
+        name, path = self._adapter_path(request)
+        lora = LoRARequest(name, list(self.adapters).index(name) + 1, path) if name else None
+        params = self._vllm.SamplingParams(**vllm_sampling_kwargs(config))
+        request_id, finished, deltas = uuid.uuid4().hex, False, {}
+        try:
+            async for output in self.engine.generate(prompt, params, request_id, lora_request=lora):
+                for event in vllm_events(output, deltas, self.decode):
+                    yield event
+                finished = bool(output.finished)
+        finally:
+            if not finished:
+                await _maybe_await(self.engine.abort(request_id))
+
+    async def _shutdown(self) -> None:
+        stop = getattr(self.engine, "shutdown", None)
+        if stop is not None:
+            await _maybe_await(stop())
 
 
 class SglangEngine(_TemplatedEngine):
+    """SGLang's offline Engine: `async_generate(..., stream=True)` streams dicts with cumulative text; n answers
+    run as n requests (seeded apart)."""
+
     def __init__(self, model_dir: str, template: Any, adapters: Sequence[str] = (), max_batch_size: int = 256,
                  default_config: Optional[RequestConfig] = None, **engine_kwargs):
-        sglang = require("sglang", "sglang", "--infer_backend sglang")
-        self.template, self.adapters = template, _named(adapters)
-        self.default_config = default_config or RequestConfig()
-        lora = {"lora_paths": [f"{k}={v}" for k, v in self.adapters.items()]} if self.adapters else {}
-        self.engine = sglang.Engine(model_path=model_dir, max_running_requests=max_batch_size, **lora,
-                                    **engine_kwargs)
+        self._sglang = require("sglang", "sglang", "--infer_backend sglang")
+        self._setup(template, adapters, default_config)
+        self._args = dict(model_path=model_dir, max_running_requests=max_batch_size,
+                          **sglang_lora_kwargs(self.adapters), **engine_kwargs)
+        self._start_loop("sglang")
 
-    def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
-        params = sglang_sampling_params(config or self.default_config)
-        out = []
-        for r in requests:
-            name, _ = self._adapter_path(r)
-            extra = {"lora_path": name} if name else {}
-            out.append(from_sglang_output(self.engine.generate(input_ids=self._prompt_ids(r), sampling_params=params,
-                                                               **extra)))
-        return out
+    async def _create(self) -> None:
+        self.engine = self._sglang.Engine(**self._args)
 
-    def close(self) -> None:
+    async def _events(self, request: InferRequest, config: RequestConfig) -> AsyncIterator[StreamEvent]:
+        media = self._with_media(request)
+        inputs: dict[str, Any] = {"input_ids": self._prompt_ids(request)} if media is None else \
+            {"prompt": media[0], **sglang_media_kwargs(media[1])}
+        name, _ = self._adapter_path(request)
+        if name:
+            inputs["lora_path"] = name
+        if config.logprobs or config.top_logprobs:
+            inputs.update(return_logprob=True, top_logprobs_num=config.top_logprobs)
+        streams = [self._one(inputs, config, i) for i in range(max(1, config.n))]
+        async for _k, event in merge_streams(streams):
+            yield event
+
+    async def _one(self, inputs: dict[str, Any], config: RequestConfig, index: int) -> AsyncIterator[StreamEvent]:
+        params = {**sglang_sampling_params(config), "n": 1}
+        rid, finished, track = uuid.uuid4().hex, False, Deltas()
+        try:
+            async for chunk in await self.engine.async_generate(sampling_params=params, stream=True, rid=rid,
+                                                                **inputs):
+                event = sglang_event(chunk, index, track, self.decode)
+                finished = event.finish_reason is not None
+                yield event
+        finally:
+            if not finished:
+                self.engine.tokenizer_manager.abort_request(rid)
+
+    async def _shutdown(self) -> None:
         self.engine.shutdown()
 
 
 class LmdeployEngine(_TemplatedEngine):
+    """LMDeploy's pipeline: `generate(messages, session_id, gen_config, stream_response=True, ..., input_ids=...)`
+    (exactly one of messages and input_ids) streams incremental `GenOut`s; one adapter per request (`adapter_name`);
+    n answers run as n sessions."""
+
     def __init__(self, model_dir: str, template: Any, adapters: Sequence[str] = (), max_batch_size: int = 256,
                  default_config: Optional[RequestConfig] = None, **engine_kwargs):
-        lmdeploy = require("lmdeploy", "lmdeploy", "--infer_backend lmdeploy")
-        self.template, self.adapters = template, _named(adapters)
-        self.default_config = default_config or RequestConfig()
-        backend = lmdeploy.PytorchEngineConfig(max_batch_size=max_batch_size, adapters=self.adapters or None,
-                                               **engine_kwargs)
-        self.pipe = lmdeploy.pipeline(model_dir, backend_config=backend)
-        self._lmdeploy = lmdeploy
+        self._lmdeploy = require("lmdeploy", "lmdeploy", "--infer_backend lmdeploy")
+        self._setup(template, adapters, default_config)
+        self._model_dir, self._sessions = model_dir, itertools.count(1)
+        self._backend = self._lmdeploy.PytorchEngineConfig(max_batch_size=max_batch_size,
+                                                           adapters=self.adapters or None, **engine_kwargs)
+        self._start_loop("lmdeploy")
 
-    def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
-        gen = self._lmdeploy.GenerationConfig(**lmdeploy_gen_kwargs(config or self.default_config))
-        texts = [self.template.tokenizer.decode(self._prompt_ids(r)) for r in requests]
-        names = [self._adapter_path(r)[0] for r in requests]
-        out = []
-        for text, name in zip(texts, names):  # one adapter per call in lmdeploy's API
-            out.append(from_lmdeploy_output(self.pipe([text], gen_config=gen, do_preprocess=False,
-                                                      adapter_name=name)[0]))
-        return out
+    async def _create(self) -> None:
+        self.pipe = self._lmdeploy.pipeline(self._model_dir, backend_config=self._backend)
+
+    async def _events(self, request: InferRequest, config: RequestConfig) -> AsyncIterator[StreamEvent]:
+        media = self._with_media(request)
+        if media is None:
+            inputs = {"messages": None, "input_ids": self._prompt_ids(request), "do_preprocess": False}
+        else:
+            if media[1].get("audios") or media[1].get("videos"):
+                raise ConfigError("--infer_backend lmdeploy takes images only; audio and video need pt or vllm")
+            inputs = {"messages": lmdeploy_messages(media[2], media[1]), "do_preprocess": True}
+        name, _ = self._adapter_path(request)
+        streams = [self._one(inputs, name, config, i) for i in range(max(1, config.n))]
+        async for _k, event in merge_streams(streams):
+            yield event
+
+    async def _one(self, inputs: dict[str, Any], adapter: Optional[str], config: RequestConfig, index: int
+                   ) -> AsyncIterator[StreamEvent]:
+        seed = None if config.seed is None else config.seed + index
+        gen = self._lmdeploy.GenerationConfig(**{**lmdeploy_gen_kwargs(config), "n": 1, **(
+            {"random_seed": seed} if seed is not None else {})})
+        session, finished = next(self._sessions), False
+        try:
+            async for out in self.pipe.generate(session_id=session, gen_config=gen, stream_response=True,
+                                                sequence_start=True, sequence_end=True, adapter_name=adapter,
+                                                **inputs):
+                event = lmdeploy_event(out, index, self.decode)
+                finished = event.finish_reason is not None
+                yield event
+        finally:
+            stop = getattr(self.pipe, "stop_session", None)  # newer LMDeploy ends the session when the generator closes
+            if not finished and stop is not None:
+                await _maybe_await(stop(session))
+
+    async def _shutdown(self) -> None:
+        close = getattr(self.pipe, "close", None)
+        if close is not None:
+            await _maybe_await(close())
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if hasattr(value, "__await__") else value
 
 
 BACKENDS = {"vllm": VllmEngine, "sglang": SglangEngine, "lmdeploy": LmdeployEngine, "llama_cpp": LlamaCppEngine}
