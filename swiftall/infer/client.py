@@ -5,8 +5,13 @@
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
+import mimetypes
+import re
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ..utils.errors import SwiftallError
@@ -21,7 +26,9 @@ class HttpEngineError(SwiftallError):
 def chat_body(request: InferRequest, config: RequestConfig, model: str, stream: bool = False) -> dict[str, Any]:
     """An InferRequest + RequestConfig -> an OpenAI chat/completions (or completions, for `prompt`) body."""
     body: dict[str, Any] = {"model": request.adapter or model, "max_tokens": config.max_new_tokens, "n": config.n}
-    if request.prompt is not None:
+    if request.prompt_ids is not None:
+        body["prompt"] = list(request.prompt_ids)
+    elif request.prompt is not None:
         body["prompt"] = request.prompt
     else:
         body["messages"] = _with_media(request)
@@ -35,7 +42,7 @@ def chat_body(request: InferRequest, config: RequestConfig, model: str, stream: 
     if config.stop:
         body["stop"] = list(config.stop)
     if config.logprobs or config.top_logprobs:
-        if request.prompt is not None:
+        if request.prompt is not None or request.prompt_ids is not None:
             body["logprobs"] = config.top_logprobs or 1
         else:
             body["logprobs"], body["top_logprobs"] = True, config.top_logprobs
@@ -46,24 +53,100 @@ def chat_body(request: InferRequest, config: RequestConfig, model: str, stream: 
     return body
 
 
+MEDIA_TAGS = {"<image>": "images", "<audio>": "audios", "<video>": "videos"}
+_TAG = re.compile("|".join(map(re.escape, MEDIA_TAGS)))
+
+
 def _with_media(request: InferRequest) -> list[dict[str, Any]]:
-    """Images given beside the messages become image_url parts of the last user message."""
+    """The messages with the request's images, audios and videos as OpenAI content parts: each `<image>`,
+    `<audio>`, `<video>` tag becomes the next item of its kind, where it stands; items without a tag join the
+    last user message. Local files, bytes and PIL images travel as data: URLs (a server refuses local paths)."""
     messages = [dict(m) for m in request.messages]
-    if request.images and messages:
-        parts = [{"type": "text", "text": messages[-1].get("content") or ""}]
-        parts += [{"type": "image_url", "image_url": {"url": str(url)}} for url in request.images]
-        messages[-1]["content"] = parts
+    left = {kind: list(getattr(request, kind)) for kind in MEDIA_TAGS.values()}
+    if not any(left.values()):
+        return messages
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str) and _TAG.search(content):
+            m["content"] = _split_tags(content, left)
+    extra = [media_part(kind, item) for kind, items in left.items() for item in items]
+    if extra:
+        users = [m for m in messages if m.get("role") == "user"] or messages
+        if not users:
+            raise HttpEngineError("media need a message to go with")
+        last = users[-1]
+        content = last.get("content")
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
+        last["content"] = [*parts, *extra]
     return messages
+
+
+def _split_tags(text: str, left: dict[str, list]) -> list[dict[str, Any]]:
+    parts, at = [], 0
+    for match in _TAG.finditer(text):
+        kind = MEDIA_TAGS[match.group()]
+        if not left[kind]:
+            continue  # more tags than items: the tag stays text, and the server names the mismatch
+        if match.start() > at:
+            parts.append({"type": "text", "text": text[at:match.start()]})
+        parts.append(media_part(kind, left[kind].pop(0)))
+        at = match.end()
+    if at < len(text):
+        parts.append({"type": "text", "text": text[at:]})
+    return parts
+
+
+def media_part(kind: str, item: Any) -> dict[str, Any]:
+    """One image/audio/video as an OpenAI content part (audio files as `input_audio`, with their format)."""
+    url = _as_url(kind, item)
+    if kind == "images":
+        return {"type": "image_url", "image_url": {"url": url}}
+    if kind == "videos":
+        return {"type": "video_url", "video_url": {"url": url}}
+    match = re.match(r"data:audio/([\w.+-]+);base64,", url)
+    if match:
+        audio_format = AUDIO_FORMATS.get(match.group(1), match.group(1))
+        return {"type": "input_audio", "input_audio": {"data": url[match.end():], "format": audio_format}}
+    return {"type": "audio_url", "audio_url": {"url": url}}
+
+
+def _as_url(kind: str, item: Any) -> str:
+    if hasattr(item, "save") and hasattr(item, "size"):  # a PIL image
+        out = io.BytesIO()
+        item.save(out, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    if isinstance(item, (bytes, bytearray)):
+        return f"data:{DEFAULT_MIME[kind]};base64," + base64.b64encode(bytes(item)).decode()
+    if not isinstance(item, (str, Path)):
+        raise HttpEngineError(f"{kind}: a {type(item).__name__} cannot be sent to a server; give a URL, a file path, "
+                              "bytes or a PIL image")
+    text = str(item)
+    if text.lower().startswith(("http://", "https://", "data:")):
+        return text
+    path = Path(text[7:] if text.startswith("file://") else text).expanduser()
+    if not path.is_file():
+        raise HttpEngineError(f"{kind}: {text[:120]} is neither a URL nor a file")
+    mime = mimetypes.guess_type(path.name)[0] or DEFAULT_MIME[kind]
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+DEFAULT_MIME = {"images": "image/png", "audios": "audio/wav", "videos": "video/mp4"}
+AUDIO_FORMATS = {"mpeg": "mp3", "x-wav": "wav", "wave": "wav", "x-flac": "flac"}
 
 
 def parse_choice(choice: dict[str, Any], usage: dict[str, Any]) -> InferResponse:
     message = choice.get("message") or {}
     text = message.get("content") if "message" in choice else choice.get("text")
     logprobs = None
-    content = (choice.get("logprobs") or {}).get("content")
+    given = choice.get("logprobs") or {}
+    content = given.get("content")
     if content:
         logprobs = [TokenLogprob(c["token"], c["logprob"], [(t["token"], t["logprob"]) for t in c.get("top_logprobs")
                                                            or []]) for c in content]
+    elif given.get("tokens"):  # /v1/completions' shape
+        tops = given.get("top_logprobs") or [None] * len(given["tokens"])
+        logprobs = [TokenLogprob(t, v, list((top or {}).items()))
+                    for t, v, top in zip(given["tokens"], given.get("token_logprobs") or [], tops)]
     return InferResponse(text=text or "", finish_reason=choice.get("finish_reason") or "stop",
                          prompt_tokens=usage.get("prompt_tokens", 0),
                          completion_tokens=usage.get("completion_tokens", 0), logprobs=logprobs)
@@ -105,7 +188,7 @@ class HttpEngine(Engine):
         return response
 
     def _path(self, request: InferRequest) -> str:
-        return "/completions" if request.prompt is not None else "/chat/completions"
+        return "/completions" if request.prompt is not None or request.prompt_ids is not None else "/chat/completions"
 
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
         config = config or self.default_config
