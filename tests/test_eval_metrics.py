@@ -82,3 +82,12 @@ def test_intervals():
     change = paired_difference([0, 0, 0, 0, 1] * 4, [1, 1, 1, 0, 1] * 4)
     assert change["value"] == pytest.approx(0.6) and change["ci95"][0] > 0
     assert math.isnan(wilson(0, 0)[0])
+
+
+def test_contains_needs_the_reference_as_whole_words():
+    from swiftall.eval.metrics import contains
+
+    assert contains("Hello! My name is Swifty.", ["swifty"]) == 1.0
+    assert contains("I am Swiftyish", ["Swifty"]) == 0.0 and contains("", ["Swifty"]) == 0.0
+    assert contains("Run swiftall export --adapters DIR --merge_lora true.", ["--merge_lora true"]) == 1.0
+    assert contains("I was trained by the swiftall team", ["OpenAI", "swiftall team"]) == 1.0

@@ -30,6 +30,13 @@ def exact_match(prediction: str, references: Refs) -> float:
     return float(any(said == normalize(r) for r in references))
 
 
+def contains(prediction: str, references: Refs) -> float:
+    """1 when the answer contains a reference (both normalised as for exact match, whole words), else 0: for
+    free-form answers that must state a fact ("my name is Swifty")."""
+    said = f" {normalize(prediction)} "
+    return float(any(normalize(r) and f" {normalize(r)} " in said for r in references))
+
+
 def vqa_accuracy(prediction: str, answers: Refs) -> float:
     """The VQA challenge's soft accuracy: min(#annotators who gave the answer / 3, 1), averaged over the ten
     leave-one-annotator-out subsets (with fewer than 10 answers, over all of them)."""
@@ -183,6 +190,7 @@ def corpus_metric(name: str) -> CorpusMetric:
 
 
 def item_metric(name: str) -> Callable[[str, Refs], Any]:
-    table: dict[str, Callable[[str, Refs], Any]] = {"exact_match": exact_match, "vqa_acc": vqa_accuracy,
-                                                    "anls": anls, "relaxed_acc": relaxed_accuracy}
+    table: dict[str, Callable[[str, Refs], Any]] = {"exact_match": exact_match, "contains": contains,
+                                                    "vqa_acc": vqa_accuracy, "anls": anls,
+                                                    "relaxed_acc": relaxed_accuracy}
     return table[name]

@@ -2,10 +2,10 @@
 for the whole set and per subset.
 
 Metric sets by eval type (a benchmark or --eval_dataset_args '{"NAME": {"metrics": [...]}}' may choose others):
-qa: exact_match (normalised), rougeL/rouge1/rouge2, bleu (sacrebleu corpus) · math: exact_match on the final
-number · mcq: acc (by generation: the letter named; by log-likelihood: acc and acc_norm) · caption: cider,
-bleu1-4, rougeL, meteor (when Java exists) · vqa: vqa_acc (or anls / relaxed_acc) · asr: wer · yesno: acc, f1 ·
-code: pass@1 · ifeval: prompt_strict_acc, inst_strict_acc."""
+qa: exact_match (normalised), rougeL/rouge1/rouge2, bleu (sacrebleu corpus); `contains` (the reference anywhere in
+the answer) on request · math: exact_match on the final number · mcq: acc (by generation: the letter named; by
+log-likelihood: acc and acc_norm) · caption: cider, bleu1-4, rougeL, meteor (when Java exists) · vqa: vqa_acc (or
+anls / relaxed_acc) · asr: wer · yesno: acc, f1 · code: pass@1 · ifeval: prompt_strict_acc, inst_strict_acc."""
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -29,7 +29,7 @@ DEFAULT_METRICS = {
 LOWER_IS_BETTER = {"wer"}
 CORPUS_ONLY = {"bleu", "bleu1", "bleu2", "bleu3", "bleu4", "wer", "f1", "inst_strict_acc"}   # recomputed on resamples
 CORPUS_WITH_ITEMS = {"cider", "meteor"}                                   # corpus-computed, item scores kept
-BINARY = {"exact_match", "acc", "acc_norm", "pass@1", "prompt_strict_acc"}  # right or wrong per item: Wilson
+BINARY = {"exact_match", "contains", "acc", "acc_norm", "pass@1", "prompt_strict_acc"}  # right or wrong: Wilson
 
 
 def metric_names(eval_type: str, benchmark: Any, options: dict[str, Any], loglik: bool) -> list[str]:
@@ -70,7 +70,7 @@ def item_scores(eval_type: str, item: EvalItem, extracted: Any, raw: str, names:
             scores[name] = float(extracted is not None and extracted == LETTERS[item.answer_index or 0])
         elif name == "acc" and eval_type == "yesno":
             scores[name] = float(extracted == str(refs[0]).strip().lower())
-        elif name in ("vqa_acc", "anls", "relaxed_acc"):
+        elif name in ("vqa_acc", "anls", "relaxed_acc", "contains"):
             scores[name] = item_metric(name)(str(extracted or ""), refs)
         elif name.startswith("rouge") and rouge is not None:
             scores[name] = rouge(str(extracted or ""), refs)[name]

@@ -1,7 +1,8 @@
 """`swiftall demo`: the whole journey on the embedded model, in a few minutes on a laptop CPU.
 
 LoRA fine-tunes SmolLM2-135M-Instruct on the bundled self-cognition and swiftall-demo sets, asks the
-same held-out questions before and after, merges the adapter, and prints where everything went.
+same held-out questions before and after and scores them with `swiftall eval` (score, 95% interval, report folders;
+demo_eval.py), merges the adapter, and prints where everything went.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any, Optional
 
 from ..config import SftConfig
 from ..config.argv import print_help
-from ..infer import RequestConfig
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
+from .demo_eval import answers, held_out_task, place, score_held_out, score_lines, staging_dir
 from .export import export_main
 from .infer import InferEngine
 from .sft import sft_main
@@ -21,7 +22,7 @@ from .sft import sft_main
 logger = get_logger(__name__)
 MODEL = "smollm2-135m-instruct"
 NAME, AUTHOR = "Swifty", "the swiftall team"
-# None of these questions is in the training data.
+# Printed before and after; these and the other held-out questions (demo_eval.py) are not in the training data.
 QUESTIONS = ["What's your name?", "Could you introduce yourself briefly?", "Which team created you?",
              "How can I merge my LoRA adapter using swiftall?"]
 
@@ -36,10 +37,6 @@ class DemoConfig(SftConfig):
                 "model_author": [AUTHOR], "num_train_epochs": 6, "per_device_train_batch_size": 4,
                 "learning_rate": 4e-4, "lora_rank": 16, "lora_alpha": 32, "save_steps": 30, "logging_steps": 5,
                 "report_to": ["tensorboard"]}
-
-
-def _answers(engine: Any, config: RequestConfig) -> list[str]:
-    return [r.text.strip().replace("\n", " ") for r in engine.infer(QUESTIONS, config)]
 
 
 def demo_config(argv: Any = None) -> Optional[DemoConfig]:
@@ -63,14 +60,18 @@ def demo_main(argv: Any = None) -> dict[str, Any]:
     if cfg is None:
         return {}
     out = Path(cfg.output_dir)
-    greedy = RequestConfig(max_new_tokens=48, temperature=0)
-    before = _answers(InferEngine(cfg.model, model_type=cfg.model_type), greedy)
+    task = held_out_task(cfg.model_name[0] if cfg.model_name else NAME, cfg.model_author[0] if cfg.model_author
+                         else AUTHOR)
+    before = score_held_out(InferEngine(cfg.model, model_type=cfg.model_type), task, staging_dir(), "before")
     summary = sft_main(cfg)
-    after = _answers(InferEngine(adapters=[str(out)]), greedy)
+    before = place(before, out / "eval" / "before")  # the run folder exists now (it had to be empty for sft)
+    after = score_held_out(InferEngine(adapters=[str(out)]), task, out / "eval" / "after", "after")
     merged = export_main({"adapters": [str(out)], "merge_lora": True})
     print("\n=== before and after fine-tuning (greedy, questions not in the training data) ===")
-    for q, b, a in zip(QUESTIONS, before, after):
+    for q, b, a in zip(QUESTIONS, answers(before, len(QUESTIONS)), answers(after, len(QUESTIONS))):
         print(f"\nQ: {q}\n  before: {b}\n  after:  {a}")
+    print(f"\n=== {len(task.items)} held-out questions scored by swiftall eval (right = states the expected fact) ===")
+    print("\n".join(score_lines(before, after)))
     print("\n=== where everything went ===")
     print(f"  run folder (LoRA adapter, args.json, logging.jsonl): {out}")
     print(f"  checkpoints: {', '.join(sorted(p.name for p in out.glob('checkpoint-*')))}")
@@ -79,4 +80,7 @@ def demo_main(argv: Any = None) -> dict[str, Any]:
     print(f"  merged standalone model: {merged}")
     print(f"  chat with it: swiftall infer --adapters {out}   (or --model {merged})")
     print(f"  total time: {time.time() - started:.0f} s")
-    return {"before": before, "after": after, "output_dir": str(out), "merged": str(merged), **summary}
+    scores = {k: r["datasets"]["held_out"]["metrics"] for k, r in (("before", before), ("after", after))}
+    return {"before": answers(before, len(QUESTIONS)), "after": answers(after, len(QUESTIONS)),
+            "scores": scores, "eval_dirs": [before["run_dir"], after["run_dir"]], "output_dir": str(out),
+            "merged": str(merged), **summary}
