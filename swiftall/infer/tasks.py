@@ -128,7 +128,8 @@ class TaskEngine(Engine):
 
     def _need(self, task: str, call: str) -> None:
         if self.spec.task_type != task:
-            raise ConfigError(f"this is a {self.spec.task_type} model; {call} needs a {task} model "
+            raise ConfigError(f"this is a {self.spec.task_type} model; {call} needs {'an' if task[0] == 'e' else 'a'} "
+                              f"{task} model "
                               f"({_CALLS[self.spec.task_type]} is what it does)")
 
     def _run(self, fn: Any, rows: list[list[int]]) -> Any:

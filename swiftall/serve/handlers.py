@@ -19,6 +19,7 @@ from .errors import ApiError
 from .media import MAX_MEDIA_BYTES, MEDIA_TIMEOUT_S, check_media_url, download_media
 from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from .stream import merge_streams, sse, usage_chunk
+from .tasks import shortened
 from .tools import forced_prefill, inline_tools, parse_tool_calls, renders_tools
 
 MEDIA_PARTS = {"image_url": ("images", "<image>"), "input_image": ("images", "<image>"),
@@ -199,7 +200,7 @@ class Handlers:
         tokens = sum(self.engine_tokens(t) for t in texts)
         data = []
         for i, v in enumerate(vectors):
-            v = v[: body.dimensions] if body.dimensions else v
+            v = shortened(v, body.dimensions)  # Matryoshka: the first N dimensions, a unit vector again
             value: Any = v if body.encoding_format == "float" else \
                 base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
             data.append({"object": "embedding", "index": i, "embedding": value})

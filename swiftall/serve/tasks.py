@@ -30,6 +30,15 @@ class ClassifyRequest(BaseModel):
     input: Union[str, list[str]]
 
 
+def shortened(vector: list[float], dims: Optional[int]) -> list[float]:
+    """The first `dims` values of a vector, normalised again (OpenAI's `dimensions` gives unit vectors)."""
+    if not dims or dims >= len(vector):
+        return vector
+    head = vector[:dims]
+    norm = sum(x * x for x in head) ** 0.5 or 1.0
+    return [x / norm for x in head]
+
+
 def _document(doc: Union[str, dict[str, Any]], i: int) -> str:
     text = doc if isinstance(doc, str) else doc.get("text")
     if not isinstance(text, str) or not text:
