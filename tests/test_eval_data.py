@@ -65,6 +65,10 @@ def test_bad_input_messages(write_jsonl, tmp_path):
     empty.write_text("")
     with pytest.raises(DataError, match="empty.jsonl is empty"):
         task(str(empty))
+    for name, text in (("empty.json", "[]"), ("blank.jsonl", "\n  \n"), ("header.csv", "query,response\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=rf"{name}: the file holds no rows .* leave it out of --eval_dataset"):
+            task(str(tmp_path / name))
     no_ref = write_jsonl([{"query": "a question without an answer"}], "noref.jsonl")
     with pytest.raises(DataError, match=r"noref.jsonl:1: no reference answer"):
         task(str(no_ref))

@@ -176,3 +176,34 @@ def test_multiple_choice_by_generation_and_few_shot_prompts(write_jsonl, tmp_pat
     first = engine.messages[0]
     assert len(first) == 5 and first[1]["role"] == "assistant" and first[1]["content"] == "B"   # 2 shots, own last
     assert all(m[0]["content"] != m[-1]["content"] for m in engine.messages)                   # never itself
+
+
+def test_server_lost_mid_run_keeps_answers_and_resume_flag_continues(capitals, tmp_path, monkeypatch):
+    """Through eval_main (the command line's path): the server stops answering after 3 items -> a message naming
+    --resume and the run folder; the 3 answers stay in predictions/; --resume FOLDER asks only the other 5."""
+    import httpx
+
+    from swiftall.pipelines import eval as eval_pipeline
+
+    def lost(question):
+        raise httpx.ConnectError("connection refused")
+
+    calls = {"n": 0}
+
+    def flaky(question):
+        calls["n"] += 1
+        return CAPITALS[country(question)] if calls["n"] <= 3 else lost(question)
+
+    healthy = ScriptedEngine(lambda q: CAPITALS[country(q)])
+    engines = iter([ScriptedEngine(flaky), healthy])
+    monkeypatch.setattr(eval_pipeline, "http_engine", lambda cfg, default: next(engines))
+    args = {"eval_url": "http://127.0.0.1:9/v1", "eval_dataset": [str(capitals)], "eval_output_dir": str(tmp_path),
+            "eval_progress": False, "eval_concurrency": 1}
+    with pytest.raises(ConfigError, match=r"the server stopped answering .* rerun with --resume (\S+) to continue") \
+            as err:
+        eval_main(args)
+    folder = Path(str(err.value).split("--resume ")[1].split()[0])
+    assert len((folder / "predictions" / "capitals.jsonl").read_text().splitlines()) == 3
+    report = eval_main({**args, "resume": str(folder)})
+    assert healthy.calls == 5 and report["run_dir"] == str(folder)
+    assert report["datasets"]["capitals"]["metrics"]["exact_match"]["value"] == 1.0

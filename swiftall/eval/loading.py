@@ -97,7 +97,10 @@ def _local_task(name: str, base: str, cfg: Any, eval_type: Optional[str], option
         raise DataError(f"--eval_dataset {name}: {path} is empty; give rows in a swiftall format (conversations, "
                         "query/response or question/choices/answer)")
     source = resolve_source(base, cfg)
-    rows = list(source.rows(cfg))
+    try:
+        rows = list(source.rows(cfg))
+    except DataError as exc:  # the data readers speak of --dataset; here the file came from --eval_dataset
+        raise DataError(str(exc).replace("of --dataset", "of --eval_dataset")) from None
     items = items_from_rows(rows, getattr(cfg, "columns", None) or {}, label=name)
     kind = eval_type or options.get("eval_type") or infer_eval_type(items)
     where = {"kind": source.kind, "path": str(source.path.resolve()) if source.path else None,
