@@ -1,18 +1,26 @@
 """Export benchmark on the embedded SmolLM2-135M-Instruct, side by side in one run: export time and file size of each
 format, and single-stream greedy decode tokens/s of the pt engine (fp32), the pt engine on the GPTQ/bnb exports,
-and llama.cpp on the q8_0/q4_k_m GGUFs (when llama-cpp-python is installed).
+and the llama_cpp backend (swiftall's engine) on the q8_0/q4_k_m GGUFs, next to llama.cpp's own decode loop on the
+same file (Llama.generate, no swiftall code: what the backend costs on top).
 
-    .venv/bin/python benchmarks/bench_export.py --formats gguf-q8_0 bnb-4 --tokens 64 --out /tmp/bench-export
+Decode rate = tokens after the first / seconds from the first token to the last (prompt processing left out), the
+median of --repeats runs, every engine given the same --threads (torch.set_num_threads for pt, n_threads for
+llama.cpp; llama.cpp's threads spin while they wait for each other, so on a loaded machine fewer is faster).
+
+    .venv/bin/python benchmarks/bench_export.py --formats gguf-q8_0 gguf-q4_k_m bnb-4 gptq-4 --tokens 64 --threads 1
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 from types import SimpleNamespace as NS
 
+MODEL = "smollm2-135m-instruct"
 PROMPT = "Write a short story about a lighthouse keeper."
 
 
@@ -22,69 +30,138 @@ def export(fmt: str, root: Path) -> tuple[Path, float, int]:
     method, _, arg = fmt.partition("-")
     kw = {"gguf_type": arg} if method == "gguf" else {"quant_bits": int(arg)}
     start = time.perf_counter()
-    out = export_main(NS(model="smollm2-135m-instruct", quant_method=method, export_check=False, quant_n_samples=16,
+    out = export_main(NS(model=MODEL, quant_method=method, export_check=False, quant_n_samples=16,
                          output_dir=str(root / fmt), overwrite=True, **kw))
     seconds = time.perf_counter() - start
     size = sum(p.stat().st_size for p in out.iterdir() if p.suffix in (".gguf", ".safetensors"))
     return out, seconds, size
 
 
-def pt_decode(model: str, tokens: int) -> float:
+def engine_decode(engine, tokens: int) -> float:
+    """Decode tokens/s of one streamed greedy answer of exactly `tokens` tokens."""
     from swiftall.infer import RequestConfig
-    from swiftall.infer.pt import PtEngine
 
-    engine = PtEngine.from_pretrained(model, max_batch_size=1)
     config = RequestConfig(max_new_tokens=tokens, temperature=0, ignore_eos=True)
-    engine.infer([PROMPT], RequestConfig(max_new_tokens=4, temperature=0))   # warm-up
-    start = time.perf_counter()
-    response = engine.infer([PROMPT], config)[0]
-    return response.completion_tokens / (time.perf_counter() - start)
+    stamps, count = [], 0
+    for event in engine.stream_events(PROMPT, config):
+        stamps.append(time.perf_counter())
+        count = event.completion_tokens or count   # the last event carries the answer's token count
+    return (count - 1) / (stamps[-1] - stamps[0])   # the first event's token came with the prompt
 
 
-def llama_cpp_decode(gguf: Path, tokens: int, threads: int) -> float:
-    import llama_cpp
+class Timed:
+    """One engine under test: `rate(tokens)` is its decode tokens/s on one answer."""
 
-    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=512, n_threads=threads, verbose=False)
-    ids = llm.tokenize(PROMPT.encode(), add_bos=True)
-    llm.eval(ids)
-    start = time.perf_counter()
-    for _ in range(tokens):
-        llm.eval([int(llm.scores[llm.n_tokens - 1].argmax())])
-    rate = tokens / (time.perf_counter() - start)
-    llm.close()
-    return rate
+    def __init__(self, label: str, engine_name: str, engine, threads: int):
+        self.label, self.engine_name, self.engine, self.threads = label, engine_name, engine, threads
+        self.rates: list[float] = []
+
+    def rate(self, tokens: int) -> float:
+        import torch
+
+        torch.set_num_threads(self.threads)   # the pt engine's loader sets the machine's core count
+        return engine_decode(self.engine, tokens)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class OwnLoop(Timed):
+    """llama.cpp's own greedy loop (Llama.generate) on the backend's prompt ids: no swiftall code between tokens."""
+
+    def __init__(self, label: str, gguf: Path, threads: int, prompt_ids: list[int]):
+        import llama_cpp
+
+        llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
+                              verbose=False)
+        super().__init__(label, "llama.cpp's own loop", llm, threads)
+        self.ids = prompt_ids
+
+    def rate(self, tokens: int) -> float:
+        stamps = []
+        for _ in self.engine.generate(self.ids, temp=0.0, reset=True):
+            stamps.append(time.perf_counter())
+            if len(stamps) == tokens:
+                break
+        self.engine.reset()
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def engines_for(label: str, folder: Path, threads: int) -> list[Timed]:
+    gguf = next(folder.glob("*.gguf"), None) if folder.is_dir() else None
+    if gguf is None:
+        from swiftall.infer.pt import PtEngine
+
+        return [Timed(label, "pt", PtEngine.from_pretrained(str(folder), max_batch_size=1), threads)]
+    from swiftall.infer.llama_cpp import LlamaCppEngine
+
+    backend = Timed(label, "llama_cpp backend", LlamaCppEngine(str(gguf), n_threads=threads), threads)
+    return [backend, OwnLoop(label, gguf, threads, backend.engine.prompt_ids(PROMPT))]
+
+
+def export_all(formats: list[str], root: Path) -> tuple[list[dict], dict[str, Path]]:
+    rows, folders = [], {}
+    for fmt in formats:
+        try:
+            folder, seconds, size = export(fmt, root)
+        except Exception as exc:  # a missing extra or quantizer: reported in the table, the others still run
+            rows.append({"format": fmt, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"})
+            continue
+        rows.append({"format": fmt, "export_s": round(seconds, 1), "size_mb": round(size / 2**20, 1)})
+        folders[fmt] = folder
+    return rows, folders
+
+
+def measure_all(timed: list[Timed], tokens: int, repeats: int) -> None:
+    """Round-robin: every engine once per round, so a change of machine load hits all of them alike."""
+    for t in timed:
+        t.rate(4)   # warm-up
+    for _ in range(repeats):
+        for t in timed:
+            t.rates.append(t.rate(tokens))
+
+
+def report(rows: list[dict], timed: list[Timed]) -> list[dict]:
+    sizes = {r["format"]: r for r in rows}
+    out = [r for r in rows if "error" in r]
+    base = statistics.median(timed[0].rates)
+    for t in timed:
+        rate = statistics.median(t.rates)
+        row = {"format": t.label, "engine": t.engine_name, "decode_tok_s": round(rate, 1),
+               "vs_pt_fp32": round(rate / base, 2), "runs": [round(x, 1) for x in t.rates]}
+        if t.engine_name != "llama.cpp's own loop":
+            row.update({k: v for k, v in sizes.get(t.label, {}).items() if k in ("export_s", "size_mb")})
+        out.append(row)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--formats", nargs="+", default=["gguf-q8_0", "gguf-q4_k_m", "bnb-4", "gptq-4"])
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="/tmp/bench-export")
     args = parser.parse_args()
     root = Path(args.out)
-    rows = [{"format": "original (pt, fp32)", "decode_tok_s": pt_decode("smollm2-135m-instruct", args.tokens)}]
-    for fmt in args.formats:
-        try:
-            folder, seconds, size = export(fmt, root)
-        except Exception as exc:  # a missing extra or quantizer: reported in the table, the others still run
-            rows.append({"format": fmt, "error": str(exc).splitlines()[0]})
-            continue
-        row = {"format": fmt, "export_s": round(seconds, 1), "size_mb": round(size / 2**20, 1)}
-        gguf = next(folder.glob("*.gguf"), None)
-        try:
-            row["decode_tok_s"] = (llama_cpp_decode(gguf, args.tokens, args.threads) if gguf
-                                   else pt_decode(str(folder), args.tokens))
-            row["engine"] = "llama.cpp" if gguf else "pt"
-        except ImportError as exc:
-            row["error"] = str(exc)
-        rows.append(row)
-    base = rows[0]["decode_tok_s"]
-    for row in rows:
-        if "decode_tok_s" in row:
-            row["vs_pt_fp32"] = round(row["decode_tok_s"] / base, 2)
-            row["decode_tok_s"] = round(row["decode_tok_s"], 1)
-        print(json.dumps(row))
+    print(json.dumps({"load_before": os.getloadavg(), "threads": args.threads, "tokens": args.tokens}), flush=True)
+    rows, folders = export_all(args.formats, root)
+    from swiftall.models import resolve_model
+
+    timed = engines_for("original (fp32)", resolve_model(MODEL).path, args.threads)
+    for fmt, folder in folders.items():
+        timed += engines_for(fmt, folder, args.threads)
+    try:
+        measure_all(timed, args.tokens, args.repeats)
+    finally:
+        for t in timed:
+            t.close()
+    print(f"\n{'format':<16} {'engine':<22} {'export s':>8} {'size MB':>8} {'decode tok/s':>12} {'vs pt fp32':>10}")
+    for row in report(rows, timed):
+        print(json.dumps(row), flush=True) if "error" in row else print(
+            f"{row['format']:<16} {row['engine']:<22} {row.get('export_s', ''):>8} {row.get('size_mb', ''):>8} "
+            f"{row['decode_tok_s']:>12.1f} {row['vs_pt_fp32']:>9.2f}x  runs {row['runs']}")
+    print(json.dumps({"load_after": os.getloadavg()}))
     shutil.rmtree(root, ignore_errors=True)
 
 

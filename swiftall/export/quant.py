@@ -86,6 +86,8 @@ def export_gptq(src: Path, out: Path, bits: int, group_size: int, calibration: l
     gptqmodel = _gptqmodel(method)
     from gptqmodel import QuantizeConfig
 
+    if method == "awq":
+        check_awq_shapes(src, skip)
     probe = _probe_layers(src)
     chosen = fit_group_size(group_size, {k: v for k, v in probe.items() if not k.startswith(tuple(skip))})
     kwargs: dict[str, Any] = {"bits": bits, "group_size": chosen}
@@ -99,9 +101,9 @@ def export_gptq(src: Path, out: Path, bits: int, group_size: int, calibration: l
     rows = [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in calibration]
     try:
         model.quantize(rows, batch_size=batch_size, calibration_data_min_length=2)
-    except (ValueError, RuntimeError, NotImplementedError) as exc:
-        raise ExportError(f"GPTQModel could not quantize {src} ({method}, {bits}-bit, group {chosen}): {exc}") \
-            from exc
+    except (ValueError, RuntimeError, NotImplementedError, AssertionError) as exc:
+        raise ExportError(f"GPTQModel could not quantize {src} ({method}, {bits}-bit, group {chosen}): "
+                          f"{type(exc).__name__} {exc}") from exc
     model.save(str(out))
     return {"group_size": chosen, "group_size_requested": group_size, "calibration_rows": len(rows)}
 
@@ -116,15 +118,31 @@ def _gptqmodel(method: str) -> Any:
     return gptqmodel
 
 
-def _probe_layers(src: Path) -> dict[str, int]:
-    """Linear input sizes from the config alone (meta device: no weights loaded)."""
+def _meta_model(src: Path) -> Any:
+    """The model built from its config alone (meta device: no weights loaded)."""
     import torch
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(src)
     with torch.device("meta"):
-        model = model_class(src)._from_config(config)
-    return linear_inputs(model)
+        return model_class(src)._from_config(AutoConfig.from_pretrained(src))
+
+
+def _probe_layers(src: Path) -> dict[str, int]:
+    """Linear input sizes from the config alone."""
+    return linear_inputs(_meta_model(src))
+
+
+def check_awq_shapes(src: Path, skip: Sequence[str] = ()) -> None:
+    """GPTQModel's AWQ searches clipping over output channels in blocks of 64: every layer it quantizes needs an
+    output size that is a multiple of 64. Said before calibration starts."""
+    import torch
+
+    outputs = {name: m.out_features for name, m in _meta_model(src).named_modules()
+               if isinstance(m, torch.nn.Linear) and "lm_head" not in name and not name.startswith(tuple(skip))}
+    bad = sorted({size for size in outputs.values() if size % 64})
+    if bad:
+        raise ConfigError(f"--quant_method awq cannot quantize {src}: GPTQModel's AWQ needs every layer's output size "
+                          f"to be a multiple of 64, and this model has layers of {bad}; use --quant_method gptq")
 
 
 def export_fp8(src: Path, out: Path, skip: Sequence[str] = ()) -> Path:
