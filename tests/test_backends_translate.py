@@ -263,8 +263,9 @@ def fake_sglang(rec):
     class Engine:
         def __init__(self, model_path, max_running_requests=None, enable_lora=None, lora_paths=None,
                      max_loras_per_batch=8, max_lora_rank=None, lora_target_modules=None):
-            rec.engine_args = dict(model_path=model_path, lora_paths=lora_paths, max_loras_per_batch=max_loras_per_batch,
-                                   max_lora_rank=max_lora_rank, lora_target_modules=lora_target_modules)
+            rec.engine_args = dict(model_path=model_path, lora_paths=lora_paths,
+                                   max_loras_per_batch=max_loras_per_batch, max_lora_rank=max_lora_rank,
+                                   lora_target_modules=lora_target_modules)
             self.tokenizer_manager = NS(abort_request=rec.aborted.append)
 
         async def async_generate(self, prompt=None, sampling_params=None, input_ids=None, image_data=None,

@@ -17,8 +17,8 @@ NAME = "tiny"
 EXAMPLES = 120
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=False),
-                 st.text(max_size=8), st.lists(st.integers(-5, 5), max_size=3), st.dictionaries(st.text(max_size=3),
-                                                                                                st.integers(), max_size=2))
+                 st.text(max_size=8), st.lists(st.integers(-5, 5), max_size=3),
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 small_int = st.one_of(st.integers(-2, 6), st.sampled_from([10 ** 12, -10 ** 12, 2 ** 63]))
 urls = st.sampled_from(["data:image/png;base64,iVBORw0KGgo=", "data:image/png;base64,!!!", "http://127.0.0.1:9/a.png",
                         "http://169.254.169.254/", "file:///etc/passwd", "/etc/passwd", "ftp://x/y", "http://[::1",

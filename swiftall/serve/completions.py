@@ -74,7 +74,8 @@ class Completions:
             if count == 0:  # None: the engine cannot tell
                 where = "prompt" if len(prompts) == 1 else f"prompt.{k}"
                 raise ApiError(400, f"{where}: the prompt encodes to no tokens", where, "invalid_value")
-        config = self.h.config(body, body.max_tokens or (16 if body.max_tokens is None else 1), max(c or 0 for c in counts))
+        wanted = 16 if body.max_tokens is None else max(1, body.max_tokens)  # 0 (echo only) generates nothing
+        config = self.h.config(body, wanted, max(c or 0 for c in counts))
         config.logprobs, config.top_logprobs = body.logprobs is not None, body.logprobs or 0
         return prompts, requests, config
 
