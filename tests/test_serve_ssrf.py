@@ -226,3 +226,41 @@ def test_server_refuses_rebinding_and_passes_public_bytes(world, api):
     r = ask(client, f"http://rebind.test:{world['pport']}/redirect?to=http://rebind.test:{world['iport']}/img")
     assert r.status_code == 400 and r.json()["error"]["code"] == "media_url_forbidden"
     assert world["internal"].hits == [] and len(engine.requests) == 1
+
+
+# ---- https: the checked address, the URL's name for SNI and the certificate -------------------------------
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", str(key),
+                    "-out", str(cert), "-subj", "/CN=public.test", "-addext", "subjectAltName=DNS:public.test"],
+                   check=True, capture_output=True)
+    try:
+        server = http.server.ThreadingHTTPServer((PUBLIC_IP, 0), Recorder)
+    except OSError:
+        pytest.skip("127.0.0.2 is not routable here")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.hits = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, str(cert)
+    server.shutdown()
+
+
+def test_https_checks_the_certificate_against_the_url_name(world, tls_server):
+    server, cafile = tls_server
+    port = server.server_address[1]
+    policy = FetchPolicy(allow_private=False, timeout=5, cafile=cafile)
+    assert fetch_url(f"https://public.test:{port}/img", policy, "images") == png_bytes()
+    with pytest.raises(FetchError, match="certificate"):  # same address, a name the certificate does not carry
+        fetch_url(f"https://rebind.test:{port}/img", policy, "images")
+    with pytest.raises(FetchError, match="certificate"):  # not a certificate the system trusts
+        fetch_url(f"https://public.test:{port}/img", FetchPolicy(allow_private=False, timeout=5), "images")

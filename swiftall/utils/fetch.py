@@ -41,6 +41,7 @@ class FetchPolicy:
     max_bytes: int = 200 * 1024 * 1024
     timeout: float = 20.0               # seconds for the whole download, redirects included
     max_redirects: int = 5
+    cafile: Optional[str] = None        # certificates to trust for https (default: the system's)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def _request(target: _Target, url: str, policy: FetchPolicy, deadline: float, kind: Optional[str]) -> bytes | str:
     """The body (bytes), or the Location of a redirect (str)."""
-    conn = _connect(target, url, deadline)
+    conn = _connect(target, url, deadline, policy)
     try:
         conn.request("GET", target.path, headers={"Accept-Encoding": "identity", "User-Agent": "swiftall"})
         response = conn.getresponse()
@@ -126,12 +127,15 @@ def _request(target: _Target, url: str, policy: FetchPolicy, deadline: float, ki
         conn.close()
 
 
-def _connect(target: _Target, url: str, deadline: float) -> http.client.HTTPConnection:
+def _connect(target: _Target, url: str, deadline: float, policy: FetchPolicy) -> http.client.HTTPConnection:
     """Connected to the first of the checked addresses that answers."""
     last: Optional[BaseException] = None
     for address in target.addresses:
-        kind = _PinnedHttps if target.scheme == "https" else _PinnedHttp
-        conn = kind(target, address, _remaining(deadline, url))
+        if target.scheme == "https":
+            conn: http.client.HTTPConnection = _PinnedHttps(target, address, _remaining(deadline, url),
+                                                            ssl.create_default_context(cafile=policy.cafile))
+        else:
+            conn = _PinnedHttp(target, address, _remaining(deadline, url))
         try:
             conn.connect()
             return conn
@@ -205,8 +209,8 @@ class _PinnedHttp(http.client.HTTPConnection):
 class _PinnedHttps(http.client.HTTPSConnection):
     """The same over TLS: the certificate is checked against the URL's host name (and SNI names it)."""
 
-    def __init__(self, target: _Target, address: tuple[int, tuple], timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, target: _Target, address: tuple[int, tuple], timeout: float, context: ssl.SSLContext):
+        super().__init__(target.host, target.port, timeout=timeout, context=context)
         self.family, self.sockaddr = address
 
     def connect(self) -> None:
