@@ -106,6 +106,9 @@ def training_plan(spec: ModelSpec, s: Setting) -> Plan:
     plan.add("activations", size, note, phase="backward")
     size, note = logits_bytes(spec, s)
     plan.add("logits and loss", size, note, phase="backward")
+    if s.train_type != "full":
+        plan.add("adapter bookkeeping", C.LORA_FIXED_GIB * GIB, "measured: LoRA runs beyond the components",
+                 phase="backward")
     if s.task == "rlhf" and s.rlhf_type in REFERENCE_METHODS:
         if s.train_type == "full":
             plan.add("reference model", weights, "a frozen copy (LoRA: the base with adapters off, no copy)")
