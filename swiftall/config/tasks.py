@@ -46,8 +46,8 @@ class TaskTypeSection(Section):
                                    "are negatives too")
     contrastive_margin: float = arg(0.5, "embedding, contrastive/online_contrastive: distance margin for "
                                     "negatives")
-    mrl_dims: list[str] = arg([], "embedding: Matryoshka dimensions, e.g. 64,128,256 or 64 128 256 (the loss is summed over the "
-                              "first N dimensions of each vector; must not exceed the hidden size)")
+    mrl_dims: list[str] = arg([], "embedding: Matryoshka dimensions, e.g. 64,128,256 or 64 128 256 (the loss is "
+                              "averaged over the full vector and its first N dimensions; at most the hidden size)")
     pooling: str = arg("last", "embedding: how a text's token states become one vector: last (final token), "
                        "mean, cls (first token); always L2-normalised", choices=POOLING)
     max_negative_samples: int = arg(7, "embedding/reranker: at most this many negatives of a row are used")

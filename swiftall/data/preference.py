@@ -169,14 +169,19 @@ def build_align_data(args: Any, template: Template, kind: str) -> AlignData:
     if not train:
         raise DataError(f"every training row was dropped ({report.read} read):\n{report.summary()}\n"
                         + "\n".join(report.problems[:MAX_LISTED]))
-    if not val and args.split_dataset_ratio > 0:
-        order = list(range(len(train)))
-        random.Random(args.data_seed).shuffle(order)
-        held = set(order[: max(1, int(len(train) * args.split_dataset_ratio))])
-        val = [train[i] for i in sorted(held)]
-        train = [r for i, r in enumerate(train) if i not in held]
+    train, val = hold_out(train, val, args)
     if report.problems:
         logger.warning("dropped rows:\n  " + "\n  ".join(report.problems[:MAX_LISTED]))
     logger.info(report.summary())
     return AlignData(train, val, report)
+
+
+def hold_out(train: list, val: list, args: Any) -> tuple[list, list]:
+    """Without validation rows, --split_dataset_ratio holds out a seeded (--data_seed) share of the training rows."""
+    if val or args.split_dataset_ratio <= 0:
+        return train, val
+    order = list(range(len(train)))
+    random.Random(args.data_seed).shuffle(order)
+    held = set(order[: max(1, int(len(train) * args.split_dataset_ratio))])
+    return [r for i, r in enumerate(train) if i not in held], [train[i] for i in sorted(held)]
 

@@ -24,6 +24,7 @@ from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
 from .common import counted, model_info
 from .plan import check_plan_before_loading
+from .sft_tasks import task_main
 
 logger = get_logger(__name__)
 
@@ -34,8 +35,6 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     cfg = SftConfig.from_any(config)
     load_plugins(cfg.plugin)  # before the model and data are resolved: plugins may register both
     if getattr(cfg, "task_type", "causal_lm") != "causal_lm":  # seq_cls, embedding, reranker
-        from .sft_tasks import task_main
-
         return task_main(cfg, started)
     resume = resolve_resume(cfg.resume_from_checkpoint)
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resume)  # before anything loads; writes nothing

@@ -74,13 +74,21 @@ def task_main(cfg: Any, started: float) -> dict[str, Any]:
     trainer.save_model(str(output_dir))
     trainer.save_state()
     spec.save(output_dir)
-    after = trainer.evaluate() if data.val else {}
+    after = (_last_eval(trainer) or trainer.evaluate()) if data.val else {}
     logger.info(f"done: {counted(trainer.state.global_step, 'step')}; {cfg.task_type} model in {output_dir}"
                 + (f"; validation {_brief(before)} -> {_brief(after)}" if after else ""))
     return {"output_dir": str(output_dir), "global_step": trainer.state.global_step,
             "train_loss": result.training_loss, "eval_before": before, "eval": after,
             "train_runtime_s": round(time.time() - started, 2), "plots": [str(p) for p in write_plots(output_dir)],
             "rows": {"train": len(data.train), "val": len(data.val), "dropped": data.report.n_dropped}}
+
+
+def _last_eval(trainer: Any) -> dict[str, float]:
+    """The evaluation the trainer ran at its last step, if it did (no second pass over the validation set)."""
+    for entry in reversed(trainer.state.log_history):
+        if entry.get("step") == trainer.state.global_step and any(k.startswith("eval_") for k in entry):
+            return {k: v for k, v in entry.items() if k.startswith("eval_")}
+    return {}
 
 
 def _brief(metrics: dict[str, float]) -> str:

@@ -7,12 +7,12 @@ Samples (token ids, truncated to --max_length):
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from ...data.build import read_rows
 from ...data.convert import rename_columns
+from ...data.preference import hold_out
 from ...data.report import MAX_LISTED, DataReport
 from ...models.tasks import encode, pair_text, render
 from ...utils.errors import DataError
@@ -79,12 +79,8 @@ def build_task_data(args: Any, tokenizer: Any, spec: Any) -> TaskData:
     if spec.task_type == "reranker" and args.loss_type == "listwise" and not any(s["negatives"] for s in train):
         raise DataError("--loss_type listwise ranks each positive against its row's negatives, but no training row "
                         "has a 'negative'; add negatives or use --loss_type pointwise")
-    if not val and args.split_dataset_ratio > 0 and len(train) > 1:
-        order = list(range(len(train)))
-        random.Random(args.data_seed).shuffle(order)
-        held = set(order[: max(1, int(len(train) * args.split_dataset_ratio))])
-        val = [train[i] for i in sorted(held)]
-        train = [s for i, s in enumerate(train) if i not in held]
+    if len(train) > 1:
+        train, val = hold_out(train, val, args)
     if report.problems:
         logger.warning("dropped rows:\n  " + "\n  ".join(report.problems[:MAX_LISTED]))
     logger.info(report.summary())

@@ -37,8 +37,8 @@ class TaskTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         rows = eval_dataset if eval_dataset is not None else self.eval_dataset
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in task_metrics(self.model, self.spec, rows, self.pad_id,
-                                                                           self.args.per_device_eval_batch_size).items()}
+        found = task_metrics(self.model, self.spec, rows, self.pad_id, self.args.per_device_eval_batch_size)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in found.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
