@@ -21,6 +21,13 @@ class SwiftTrainer(AtomicCheckpoints, ThroughputMixin, Trainer):
         super().__init__(*args, **kwargs)
         self.sparse_logits = sparse_logits and _accepts_logits_to_keep(self.model)
 
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """swiftall's own tuners (adapter, reft) save only their weights, which they load themselves."""
+        load = getattr(self.model, "swiftall_load_checkpoint", None)
+        if load is None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load(resume_from_checkpoint)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.sparse_logits and not return_outputs and "labels" in inputs and self.label_smoother is None:
             if model.training:
