@@ -10,7 +10,7 @@ from typing import Any
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from .llamapro import decoder_layers
-from .own_format import install_saver, load_weights, read_config
+from .own_format import install_loader, install_saver, load_weights, read_config
 
 logger = get_logger(__name__)
 NAME = "swiftall_adapter"
@@ -59,6 +59,7 @@ def apply(model: Any, args: Any, family: Any = None, train_rows: Any = None) -> 
         if _owns(name):
             param.requires_grad_(True)
     install_saver(model, "adapter", {"adapter_length": args.adapter_length}, _owns)
+    install_loader(model, lambda folder: load_weights(model, folder, _owns))
     logger.info(f"adapter: {count} bottleneck adapters of width {args.adapter_length} after the MLPs")
     return model
 

@@ -51,6 +51,12 @@ def install_saver(model: Any, tuner: str, settings: dict[str, Any], owns: Callab
     model.save_pretrained = types.MethodType(save_pretrained, model)
 
 
+def install_loader(model: Any, load: Callable[[str], Any]) -> None:
+    """`--resume_from_checkpoint`: SwiftTrainer calls model.swiftall_load_checkpoint(folder) instead of transformers'
+    loader (which looks for a whole model's or a peft adapter's files)."""
+    model.swiftall_load_checkpoint = load
+
+
 def load_weights(model: Any, folder: str | Path, owns: Callable[[str], bool],
                  extra: Callable[[str], bool] = lambda name: False) -> dict[str, Any]:
     """Load the tuner's parameters; returns the saved tensors `extra(name)` accepts (not parameters)."""

@@ -13,7 +13,7 @@ from typing import Any
 from ..utils.errors import ConfigError, MissingDependencyError
 from ..utils.log import get_logger
 from .llamapro import decoder_layers
-from .own_format import install_saver, load_weights, read_config
+from .own_format import install_loader, install_saver, load_weights, read_config
 
 logger = get_logger(__name__)
 NAME = "swiftall_reft"
@@ -107,6 +107,7 @@ def apply(model: Any, args: Any, family: Any = None, train_rows: Any = None) -> 
     settings = {"reft_intervention_type": args.reft_intervention_type, "reft_rank": args.reft_rank,
                 "reft_layers": chosen, "reft_seed": seed}
     install_saver(model, "reft", settings, _owns, _rotations)
+    install_loader(model, lambda folder: _load_saved(model, folder))
     logger.info(f"reft: {args.reft_intervention_type} of rank {args.reft_rank} on layers {chosen}")
     return model
 
@@ -115,9 +116,13 @@ def load(model: Any, folder: str | Path) -> Any:
     config = read_config(folder)
     add_interventions(model, config["reft_intervention_type"], int(config["reft_rank"]), config["reft_layers"],
                       int(config.get("reft_seed", 42)))
+    _load_saved(model, folder)
+    return model.eval()
+
+
+def _load_saved(model: Any, folder: str | Path) -> None:
     saved = load_weights(model, folder, _owns, lambda name: name.endswith(f".{ROTATION}"))
     _check_rotations(model, saved, folder)
-    return model.eval()
 
 
 def _check_rotations(model: Any, saved: dict[str, Any], folder: str | Path) -> None:
