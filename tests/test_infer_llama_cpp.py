@@ -13,7 +13,7 @@ import pytest
 
 from swiftall.export.gguf import converter_available, llama_cpp_available
 from swiftall.infer import RequestConfig
-from swiftall.infer.engine import QueueFullError
+from swiftall.infer.engine import QueueFullError, ShuttingDownError
 from swiftall.utils.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(not (llama_cpp_available() and converter_available()),
@@ -174,6 +174,8 @@ def test_deploy_serves_the_openai_client_chat_and_stream(tiny_gguf, engine):
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text == expected.text and chunks[-1].choices[0].finish_reason == expected.finish_reason
     served.close()
+    with pytest.raises(ShuttingDownError, match="closed"):
+        served.infer(Q)
 
 
 @pytest.mark.slow

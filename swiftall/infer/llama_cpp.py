@@ -142,6 +142,8 @@ class LlamaCppEngine(Engine):
     # ---- prompts ----------------------------------------------------------------------------------
     def prompt_ids(self, request: Any) -> list[int]:
         req = InferRequest.coerce(request)
+        if self.llm is None:
+            raise ShuttingDownError("the llama.cpp engine is closed and takes no new requests")
         if req.images or req.audios or req.videos:
             raise ConfigError("--infer_backend llama_cpp serves text-only GGUF models; images, audios and videos "
                               "need --infer_backend pt")
