@@ -8,6 +8,7 @@ median of --repeats runs, every engine given the same --threads (torch.set_num_t
 llama.cpp; llama.cpp's threads spin while they wait for each other, so on a loaded machine fewer is faster).
 
     .venv/bin/python benchmarks/bench_export.py --formats gguf-q8_0 gguf-q4_k_m bnb-4 gptq-4 --tokens 64 --threads 1
+    .venv/bin/python benchmarks/bench_export.py --formats gguf-q8_0 --servers   # + deploy vs llama.cpp's server
 """
 from __future__ import annotations
 
@@ -135,6 +136,80 @@ def report(rows: list[dict], timed: list[Timed]) -> list[dict]:
     return out
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(kind: str, gguf: Path, threads: int):
+    """(process, base url): llama.cpp's own OpenAI server, or `swiftall deploy --infer_backend llama_cpp`."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    if kind == "llama.cpp server":
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--port", str(port), "--n_ctx", "1024",
+               "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    else:
+        cmd = [sys.executable, "-m", "swiftall", "deploy", "--model", str(gguf), "--infer_backend", "llama_cpp",
+               "--port", str(port), "--max_length", "1024"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/models", timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError(f"{kind} did not start: {' '.join(cmd)}")
+
+
+def server_rate(url: str, tokens: int) -> float:
+    """Decode tokens/s of one streamed greedy chat answer: content chunks after the first / their time span."""
+    import httpx
+
+    model = httpx.get(url + "/models", timeout=30).json()["data"][0]["id"]
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": tokens,
+            "temperature": 0, "stream": True}
+    stamps = []
+    with httpx.stream("POST", url + "/chat/completions", json=body, timeout=600) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: HTTP {response.status_code} {response.read()[:300]!r}")
+        for line in response.iter_lines():
+            if line.startswith("data: {") and json.loads(line[6:])["choices"] and \
+                    json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                stamps.append(time.perf_counter())
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def server_rows(gguf: Path, label: str, args: argparse.Namespace) -> list[dict]:
+    """swiftall deploy --infer_backend llama_cpp vs llama.cpp's own server on one GGUF, requests alternating."""
+    kinds = ["swiftall deploy (llama_cpp)", "llama.cpp server"]
+    servers = {k: start_server(k, gguf, args.threads) for k in kinds}
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    try:
+        for k in kinds:
+            server_rate(servers[k][1], 4)   # warm-up
+        for _ in range(args.repeats):
+            for k in kinds:
+                rates[k].append(server_rate(servers[k][1], args.tokens))
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(30)
+    ours, theirs = (statistics.median(rates[k]) for k in kinds)
+    return [{"format": label, "engine": k, "decode_tok_s": round(statistics.median(rates[k]), 1),
+             "runs": [round(x, 1) for x in rates[k]]} for k in kinds] + \
+        [{"format": label, "swiftall_vs_llama_cpp_server": round(ours / theirs, 3)}]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--formats", nargs="+", default=["gguf-q8_0", "gguf-q4_k_m", "bnb-4", "gptq-4"])
@@ -142,6 +217,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="/tmp/bench-export")
+    parser.add_argument("--servers", action="store_true", help="also: swiftall deploy --infer_backend llama_cpp vs "
+                        "llama.cpp's own server (pip install 'llama-cpp-python[server]') on each GGUF, over HTTP")
     args = parser.parse_args()
     root = Path(args.out)
     print(json.dumps({"load_before": os.getloadavg(), "threads": args.threads, "tokens": args.tokens}), flush=True)
@@ -161,6 +238,11 @@ def main() -> None:
         print(json.dumps(row), flush=True) if "error" in row else print(
             f"{row['format']:<16} {row['engine']:<22} {row.get('export_s', ''):>8} {row.get('size_mb', ''):>8} "
             f"{row['decode_tok_s']:>12.1f} {row['vs_pt_fp32']:>9.2f}x  runs {row['runs']}")
+    if args.servers:
+        for fmt, folder in folders.items():
+            gguf = next(folder.glob("*.gguf"), None)
+            for row in server_rows(gguf, fmt, args) if gguf else []:
+                print(json.dumps(row), flush=True)
     print(json.dumps({"load_after": os.getloadavg()}))
     shutil.rmtree(root, ignore_errors=True)
 
