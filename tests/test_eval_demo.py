@@ -46,14 +46,15 @@ def test_before_and_after_scores_reports_and_change(tmp_path):
                                       "before")
     run = tmp_path / "run"
     before = demo_eval.place(before, run / "eval" / "before")
-    after = demo_eval.score_held_out(Answers(lambda q: f"Sure: {facts[q]}." if "swiftall" not in q else "No idea"),
-                                     task, run / "eval" / "after", "after")
+    scripted = Answers(lambda q: f"Sure: {facts[q]}." if "swiftall" not in q else "No idea")
+    after = demo_eval.score_held_out(scripted, task, run / "eval" / "after", "after")
     contains = [r["datasets"]["held_out"]["metrics"]["contains"] for r in (before, after)]
-    assert contains[0]["value"] == 0.0 and contains[1]["value"] == pytest.approx(8 / 12, abs=1e-6) and contains[1]["n"] == 12
+    assert contains[0]["value"] == 0.0 and contains[1]["n"] == 12
+    assert contains[1]["value"] == pytest.approx(8 / 12, abs=1e-6)
     assert contains[1]["ci95"][0] > contains[0]["ci95"][1]
     saved = json.loads((run / "eval" / "before" / "report.json").read_text())
     assert saved["run_dir"] == str(run / "eval" / "before") and (run / "eval" / "before" / "report.md").is_file()
-    assert demo_eval.answers(after, 2) == [f"Sure: {NAME}."] * 2
+    assert demo_eval.answers(after, QUESTIONS) == [f"Sure: {NAME}.", f"Sure: {NAME}.", f"Sure: {AUTHOR}.", "No idea"]
     text = "\n".join(demo_eval.score_lines(before, after))
     assert "contains  before 0.000" in text and "after 0.667" in text
     assert "items that turned right: 8, turned wrong: 0" in text and str(run / "eval" / "after") in text

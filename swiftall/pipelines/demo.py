@@ -68,7 +68,7 @@ def demo_main(argv: Any = None) -> dict[str, Any]:
     after = score_held_out(InferEngine(adapters=[str(out)]), task, out / "eval" / "after", "after")
     merged = export_main({"adapters": [str(out)], "merge_lora": True})
     print("\n=== before and after fine-tuning (greedy, questions not in the training data) ===")
-    for q, b, a in zip(QUESTIONS, answers(before, len(QUESTIONS)), answers(after, len(QUESTIONS))):
+    for q, b, a in zip(QUESTIONS, answers(before, QUESTIONS), answers(after, QUESTIONS)):
         print(f"\nQ: {q}\n  before: {b}\n  after:  {a}")
     print(f"\n=== {len(task.items)} held-out questions scored by swiftall eval (right = states the expected fact) ===")
     print("\n".join(score_lines(before, after)))
@@ -81,6 +81,6 @@ def demo_main(argv: Any = None) -> dict[str, Any]:
     print(f"  chat with it: swiftall infer --adapters {out}   (or --model {merged})")
     print(f"  total time: {time.time() - started:.0f} s")
     scores = {k: r["datasets"]["held_out"]["metrics"] for k, r in (("before", before), ("after", after))}
-    return {"before": answers(before, len(QUESTIONS)), "after": answers(after, len(QUESTIONS)),
+    return {"before": answers(before, QUESTIONS), "after": answers(after, QUESTIONS),
             "scores": scores, "eval_dirs": [before["run_dir"], after["run_dir"]], "output_dir": str(out),
             "merged": str(merged), **summary}

@@ -66,12 +66,13 @@ def place(report: dict[str, Any], folder: Path) -> dict[str, Any]:
     return report
 
 
-def answers(report: dict[str, Any], count: int) -> list[str]:
-    """The first `count` raw answers, in question order, on one line each."""
+def answers(report: dict[str, Any], questions: list[str]) -> list[str]:
+    """The raw answers to these questions, on one line each."""
     from ..eval.predictions import read_predictions
 
-    records = {r["id"]: r for r in read_predictions(Path(report["run_dir"]) / "predictions" / f"{TASK}.jsonl")}
-    return [str(records[str(i)]["raw"]).strip().replace("\n", " ") for i in range(count)]
+    records = read_predictions(Path(report["run_dir"]) / "predictions" / f"{TASK}.jsonl")
+    by_question = {r["prompt"][-1]["content"]: str(r["raw"]).strip().replace("\n", " ") for r in records}
+    return [by_question[q] for q in questions]
 
 
 def score_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
