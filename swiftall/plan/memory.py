@@ -69,7 +69,8 @@ def activation_bytes(spec: ModelSpec, s: Setting) -> tuple[float, str]:
     if s.attn == "eager":  # scores and their softmax, per head, for every pair of positions
         per_token += 2 * spec.heads * (s.length + s.media_items * spec.media_tokens) * s.dtype_bytes
     if s.checkpointing:  # layer inputs kept; one layer's activations live again while it is recomputed
-        size = tokens * (spec.layers * spec.hidden * s.dtype_bytes + per_token)
+        kept = spec.hidden + (C.LORA_CHECKPOINT_COPIES * C.lora_inputs(spec) if s.train_type != "full" else 0)
+        size = tokens * (spec.layers * kept * s.dtype_bytes + per_token)
         return size, f"{tokens} tokens, checkpointed: layer inputs + one layer"
     return tokens * per_token * spec.layers, f"{tokens} tokens x {spec.layers} layers"
 
