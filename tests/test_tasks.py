@@ -35,12 +35,12 @@ def sft(model, data, out, **kw):
     ([{"query": "q", "positive": []}], {"task_type": "reranker"}, "data.jsonl:1: no positive"),
     ([{"query": "q", "positive": ["p"]}], {"task_type": "embedding", "mrl_dims": "16,64"},
      "--mrl_dims 64 is larger than the model's hidden size 32"),
-    ([{"query": "q", "positive": ["p"]}], {"task_type": "embedding", "loss_type": "listwise"},
-     "--loss_type listwise is a loss of --task_type reranker, not of --task_type embedding"),
-    ([{"query": "q", "positive": ["p"]}], {"task_type": "reranker", "loss_type": "infonce"},
-     "--loss_type infonce is a loss of --task_type embedding, not of --task_type reranker"),
+    ([{"query": "q", "positive": ["p"]}], {"task_type": "embedding", "task_loss_type": "listwise"},
+     "--task_loss_type listwise is a loss of --task_type reranker, not of --task_type embedding"),
+    ([{"query": "q", "positive": ["p"]}], {"task_type": "reranker", "task_loss_type": "infonce"},
+     "--task_loss_type infonce is a loss of --task_type embedding, not of --task_type reranker"),
     ([{"text": "a", "label": 0}], {"task_type": "seq_cls"}, "--task_type seq_cls: give --num_labels N"),
-    ([{"query": "q", "positive": ["p"]}], {"task_type": "reranker", "loss_type": "listwise"},
+    ([{"query": "q", "positive": ["p"]}], {"task_type": "reranker", "task_loss_type": "listwise"},
      "no training row has a 'negative'"),
 ])
 def test_bad_input_stops_before_the_model_loads(tiny_dir, write_jsonl, tmp_path, monkeypatch, rows, flags, message):
@@ -111,7 +111,7 @@ def runs(tiny_dir, tmp_path_factory):
     ret = write("ret.jsonl", retrieval_rows(NAMES[:20], 1))
     out["embedding"] = sft(tiny_dir, ret, root / "emb", task_type="embedding", mrl_dims="8,16",
                            val_dataset=[str(ret_val)])
-    out["reranker"] = sft(tiny_dir, ret, root / "rr", task_type="reranker", loss_type="listwise",
+    out["reranker"] = sft(tiny_dir, ret, root / "rr", task_type="reranker", task_loss_type="listwise",
                           max_negative_samples=1, val_dataset=[str(ret_val)])
     out["texts"] = ["The game was superb.", "The class was long.", "Tell me about Nina."]
     return out

@@ -37,10 +37,10 @@ class TaskTypeSection(Section):
                                       "transformers names also work",
                                       choices=(*PROBLEM_TYPES, *PROBLEM_TYPES.values()))
     label_names: list[str] = arg([], "seq_cls: class names in label order; rows may then give a name as label")
-    loss_type: Optional[str] = arg(None, "embedding: infonce (default), cosine, contrastive, online_contrastive; "
-                                   "reranker: pointwise (binary cross-entropy, default) or listwise (softmax over 1 "
-                                   "positive and its negatives)",
-                                   choices=(*EMBEDDING_LOSSES, *RERANKER_LOSSES, *LOSS_ALIASES))
+    task_loss_type: Optional[str] = arg(None, "embedding: infonce (default), cosine, contrastive, "
+                                        "online_contrastive; reranker: pointwise (binary cross-entropy, default) "
+                                        "or listwise (softmax over 1 positive and its negatives)",
+                                        choices=(*EMBEDDING_LOSSES, *RERANKER_LOSSES, *LOSS_ALIASES))
     infonce_temperature: float = arg(0.1, "embedding, infonce: temperature dividing the cosine similarities")
     in_batch_negatives: bool = arg(True, "embedding, infonce: the other rows' positives and negatives in a batch "
                                    "are negatives too")
@@ -55,11 +55,11 @@ class TaskTypeSection(Section):
     def check(self) -> None:
         if self.problem_type in PROBLEM_TYPES:
             self.problem_type = PROBLEM_TYPES[self.problem_type]
-        if self.loss_type in LOSS_ALIASES:
-            self.loss_type = LOSS_ALIASES[self.loss_type]
+        if self.task_loss_type in LOSS_ALIASES:
+            self.task_loss_type = LOSS_ALIASES[self.task_loss_type]
         self._check_task_flags()
-        if self.task_type in TASK_LOSSES and self.loss_type is None:
-            self.loss_type = DEFAULT_LOSS[self.task_type]
+        if self.task_type in TASK_LOSSES and self.task_loss_type is None:
+            self.task_loss_type = DEFAULT_LOSS[self.task_type]
         if self.task_type == "seq_cls":
             self._check_labels()
         if self.infonce_temperature <= 0:
@@ -70,12 +70,12 @@ class TaskTypeSection(Section):
 
     def _check_task_flags(self) -> None:
         task = self.task_type
-        if self.loss_type is not None:
+        if self.task_loss_type is not None:
             allowed = TASK_LOSSES.get(task, ())
-            if self.loss_type not in allowed:
-                owner = next((t for t, losses in TASK_LOSSES.items() if self.loss_type in losses), None)
-                hint = f"use one of {', '.join(allowed)}" if allowed else "leave --loss_type out"
-                raise ConfigError(f"--loss_type {self.loss_type} is a loss of --task_type {owner}, not of "
+            if self.task_loss_type not in allowed:
+                owner = next((t for t, losses in TASK_LOSSES.items() if self.task_loss_type in losses), None)
+                hint = f"use one of {', '.join(allowed)}" if allowed else "leave --task_loss_type out"
+                raise ConfigError(f"--task_loss_type {self.task_loss_type} is a loss of --task_type {owner}, not of "
                                   f"--task_type {task}; {hint}")
         if task != "seq_cls" and (self.num_labels is not None or self.problem_type or self.label_names):
             raise ConfigError(f"--num_labels/--problem_type/--label_names are for --task_type seq_cls, not {task}")

@@ -76,9 +76,9 @@ def build_task_data(args: Any, tokenizer: Any, spec: Any) -> TaskData:
     if not train:
         raise DataError(f"every training row was dropped ({report.read} read):\n{report.summary()}\n"
                         + "\n".join(report.problems[:MAX_LISTED]))
-    if spec.task_type == "reranker" and args.loss_type == "listwise" and not any(s["negatives"] for s in train):
-        raise DataError("--loss_type listwise ranks each positive against its row's negatives, but no training row "
-                        "has a 'negative'; add negatives or use --loss_type pointwise")
+    if spec.task_type == "reranker" and args.task_loss_type == "listwise" and not any(s["negatives"] for s in train):
+        raise DataError("--task_loss_type listwise ranks each positive against its row's negatives, but no training "
+                        "row has a 'negative'; add negatives or use --task_loss_type pointwise")
     if len(train) > 1:
         train, val = hold_out(train, val, args)
     if report.problems:

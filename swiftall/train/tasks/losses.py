@@ -44,11 +44,12 @@ def embedding_loss(args: Any, anchors: Any, docs: Any, batch: dict[str, Any]) ->
     total = 0
     for d in dims:
         a, x = truncate_dims(anchors, d), truncate_dims(docs, d)
-        if args.loss_type == "infonce":
+        if args.task_loss_type == "infonce":
             total = total + infonce(a, x, batch["doc_row"], batch["is_pos"], args.infonce_temperature,
                                     args.in_batch_negatives)
         else:
-            total = total + pair_loss(args.loss_type, a, x, batch["doc_row"], batch["target"], args.contrastive_margin)
+            total = total + pair_loss(args.task_loss_type, a, x, batch["doc_row"], batch["target"],
+                                      args.contrastive_margin)
     return total / len(dims)
 
 

@@ -32,7 +32,7 @@ class TaskTrainer(Trainer):
             loss = embedding_loss(self.task_args, anchors, docs, inputs)
         else:
             scores = scores_batch(model, inputs)[:, 0]
-            loss = reranker_loss(self.task_args.loss_type, scores, inputs["pair_labels"], inputs["group"])
+            loss = reranker_loss(self.task_args.task_loss_type, scores, inputs["pair_labels"], inputs["group"])
         return (loss, {"loss": loss}) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
