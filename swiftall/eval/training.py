@@ -98,7 +98,8 @@ class TrainingEval(TrainerCallback):
         model = self.trainer.model
         was_training = model.training
         restore = _standard_attention(model)
-        engine = PtEngine(model, self.trainer.processing_class, self.template, max_batch_size=16)  # sets eval mode
+        tokenizer = getattr(self.template, "tokenizer", None) or self.trainer.processing_class
+        engine = PtEngine(model, tokenizer, self.template, max_batch_size=16)  # sets eval mode
         try:
             config = {"model": self.view.model, "step": step, "eval_dataset": self.view.eval_dataset,
                       "generation": {k: v for k, v in vars(self.generation).items() if v not in (None, [], 0)}}
