@@ -172,8 +172,9 @@ def test_embedding_merged_equals_adapter_differs_from_base_and_loads_in_sentence
     assert np.abs(vectors - merged).max() < 1e-4
 
 
-def test_reranker_orders_documents(runs):
+def test_reranker_orders_documents(runs, write_jsonl, tmp_path):
     from swiftall import InferEngine
+    from swiftall.pipelines.infer import infer_main
 
     engine = InferEngine(adapters=[runs["reranker"]["output_dir"]])
     docs = ["Nina works as a poet.", "Marco has a home in Lima.", "The game was long."]
@@ -183,6 +184,12 @@ def test_reranker_orders_documents(runs):
     assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
     with pytest.raises(Exception, match="reranker model; embed needs an embedding model"):
         engine.embed(["x"])
+    rows = write_jsonl([{"query": "Tell me about Nina.", "documents": docs, "id": 7}])
+    written = infer_main({"adapters": [runs["reranker"]["output_dir"]], "val_dataset": [str(rows)],
+                          "result_path": str(tmp_path / "out.jsonl")})
+    saved = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+    assert saved == written and saved[0]["id"] == 7
+    assert [r["index"] for r in saved[0]["results"]] == [r["index"] for r in engine.rerank("Tell me about Nina.", docs)]
 
 
 # ---- deploy: /v1/embeddings (OpenAI client), /v1/rerank, /v1/classify ------------------------------------

@@ -32,10 +32,10 @@ def test_seq_cls_hidden_rule_from_chance_to_90_percent(smol_dir, tmp_path):
     noun/word combinations."""
     from swiftall import InferEngine
 
-    val_rows = classification_rows(32, seed=1)
+    val_rows = classification_rows(40, seed=1)
     summary = _sft(smol_dir, _write(tmp_path / "train.jsonl", classification_rows(160, seed=0)),
                    _write(tmp_path / "val.jsonl", val_rows), tmp_path / "run", task_type="seq_cls",
-                   num_labels=2, max_steps=14)
+                   num_labels=2, max_steps=20)
     majority = max(np.mean([r["label"] for r in val_rows]), 1 - np.mean([r["label"] for r in val_rows]))
     assert summary["eval_before"]["eval_accuracy"] <= majority + 0.05  # the fresh head: chance
     assert summary["eval"]["eval_accuracy"] >= 0.9
