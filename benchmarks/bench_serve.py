@@ -7,6 +7,9 @@ Both measurements run side by side against the same server process, so their rat
 shared machine; the load average is printed before and after. Then, with the server stopped, the model's bare
 forward is timed (prefill of the same prompts, then greedy decode steps with a KV cache, no server, no scheduler)
 at batch 1 and at batch 16: their tokens/s ratio is the most any batching server can reach on this machine.
+Last, the detokenizer alone: time per token of an answer of 16 to 2,048 tokens (multibyte text), the engine's
+incremental `Answer` beside re-decoding the whole answer at each token (what it did before); `--detok_only` runs
+just that part.
 """
 from __future__ import annotations
 
@@ -89,13 +92,58 @@ def forward_ceiling(model: str, batch: int, tokens: int) -> float:
         return batch * tokens / (time.perf_counter() - start)
 
 
+DETOK_TEXT = "Hello wörld! 你好，世界。🙂👍🏽 Ünïcödé — emoji 🧑‍🚀 and 日本語のテキスト. "
+
+
+def detok_per_token(model: str, lengths: tuple[int, ...] = (16, 128, 512, 2048), repeats: int = 7) -> None:
+    """Microseconds per token to turn an answer's ids into streamed text (best of `repeats`, same ids each time).
+    CPU time of this thread, not wall time: on a loaded machine a run longer than one scheduler time slice waits for
+    other processes, which would show as a cost growing with the answer's length."""
+    from transformers import AutoTokenizer
+
+    from swiftall.infer.detok import Answer
+    from swiftall.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(model).path)
+    ids = tok(DETOK_TEXT * 100, add_special_tokens=False)["input_ids"]
+
+    def incremental(n: int) -> None:
+        answer = Answer(tok, 0, ["</stop>"], set(), emit=lambda event: None)
+        for token in ids[:n]:
+            answer.on_token(None, token, None, [])
+
+    def whole(n: int) -> None:
+        for k in range(1, n + 1):
+            tok.decode(ids[:k], skip_special_tokens=True)
+
+    def best(run, n: int) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.thread_time()
+            run(n)
+            times.append(time.thread_time() - start)
+        return min(times) / n * 1e6
+
+    print(f"detokenizer, us of CPU per token (load {os.getloadavg()[0]:.1f}):")
+    first = None
+    for n in lengths:
+        new, old = best(incremental, n), best(whole, n)
+        first = first or (new, old)
+        print(f"  {n:5d} tokens: incremental {new:6.2f} ({new / first[0]:.2f}x of 16)   "
+              f"whole re-decode {old:8.2f} ({old / first[1]:.1f}x of 16)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--single_runs", type=int, default=2)
+    parser.add_argument("--detok_only", action="store_true", help="only the detokenizer's time per token")
     args = parser.parse_args()
+    if args.detok_only:
+        detok_per_token(args.model)
+        return
     print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}")
     port = free_port()
     proc, ready = start_server(args.model, port, args.concurrency)
@@ -124,6 +172,7 @@ def main() -> None:
     many = max(forward_ceiling(args.model, args.concurrency, args.tokens) for _ in range(2))
     print(f"bare forward      : batch 1 {one:.1f} tokens/s, batch {args.concurrency} {many:.1f} tokens/s -> "
           f"{many / one:.1f}x is this machine's ceiling for the ratio above")
+    detok_per_token(args.model)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""`swiftall deploy` with two LoRA adapters trained to answer "Alpha." and "Beta." and the base model, under
+concurrent load from the real `openai` client: streamed and whole chat answers and embeddings for all three at
+once, each equal to the same request sent alone (greedy), none from another adapter, none failing."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+openai = pytest.importorskip("openai")
+torch = pytest.importorskip("torch")
+
+from adapters_fixture import QUESTIONS, one_thread, train_word_adapter  # noqa: E402,F401 - one_thread is a fixture
+
+NAME = "smol"
+MODELS = (NAME, "alpha", "beta")
+ASKED = QUESTIONS[:4]
+
+
+@pytest.fixture(scope="module")
+def server(smol_dir, tmp_path_factory, one_thread):
+    from swiftall.pipelines.deploy import build_app, prepare_deploy_config
+    from swiftall.serve.server import ServerThread
+
+    alpha = train_word_adapter(smol_dir, "alpha", tmp_path_factory.mktemp("alpha"))
+    beta = train_word_adapter(smol_dir, "beta", tmp_path_factory.mktemp("beta"))
+    app, engine = build_app(prepare_deploy_config({
+        "model": str(smol_dir), "served_model_name": NAME, "adapters": [f"alpha={alpha}", f"beta={beta}"],
+        "max_new_tokens": 8}))
+    with ServerThread(app) as s:
+        s.engine = engine
+        yield s
+    engine.close()
+
+
+def chat(client, model, question, stream):
+    kwargs = dict(model=model, messages=[{"role": "user", "content": question}], max_tokens=6, temperature=0)
+    if not stream:
+        return client.chat.completions.create(**kwargs).choices[0].message.content
+    chunks = client.chat.completions.create(stream=True, **kwargs)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def embed(client, model):
+    return [d.embedding for d in client.embeddings.create(model=model, input=["embed me", "and me too"]).data]
+
+
+@pytest.mark.slow  # two adapters trained (about 40 s each on a loaded 2-core machine), then 48 + 15 requests
+def test_48_mixed_adapter_requests_at_16_concurrency_equal_each_alone(server):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=600)
+    alone = {(m, q): chat(client, m, q, stream=False) for m in MODELS for q in ASKED}
+    vectors = {m: embed(client, m) for m in MODELS}
+    assert {alone[("alpha", q)] for q in ASKED} == {"Alpha."} and {alone[("beta", q)] for q in ASKED} == {"Beta."}
+    assert not {alone[(NAME, q)] for q in ASKED} & {"Alpha.", "Beta."}
+    jobs = [(MODELS[i % 3], ASKED[(i // 3) % 4], ("stream", "whole", "embed")[(i // 12) % 3 if i % 2 else 0])
+            for i in range(48)]
+
+    def run(job):
+        model, question, kind = job
+        return embed(client, model) if kind == "embed" else chat(client, model, question, kind == "stream")
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(run, jobs))
+    for (model, question, kind), got in zip(jobs, results):
+        if kind == "embed":
+            assert torch.allclose(torch.tensor(got), torch.tensor(vectors[model]), atol=1e-4), model
+        else:
+            assert got == alone[(model, question)], (model, question, kind)
+    assert {k for _, _, k in jobs} == {"stream", "whole", "embed"}
+    assert server.engine.scheduler.widest > 1 and server.engine.scheduler.busy() == 0
