@@ -44,14 +44,13 @@ def sft(model, data, out, **kw):
      "no training row has a 'negative'"),
 ])
 def test_bad_input_stops_before_the_model_loads(tiny_dir, write_jsonl, tmp_path, monkeypatch, rows, flags, message):
-    import swiftall.models.tasks as tasks
+    import swiftall.pipelines.sft_tasks as pipeline
     from swiftall.utils.errors import SwiftallError
 
     def no_load(*a, **k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(tasks, "load_task_model", no_load)
-    monkeypatch.setattr("swiftall.pipelines.sft_tasks.load_task_model", no_load)
+    monkeypatch.setattr(pipeline, "load_task_model", no_load)
     with pytest.raises(SwiftallError) as err:
         sft(tiny_dir, write_jsonl(rows), tmp_path / "run", **flags)
     assert message in str(err.value)
