@@ -127,3 +127,24 @@ def test_a_request_is_encoded_once(engine, monkeypatch):
     request.messages = [{"role": "user", "content": "count again"}]
     engine.count_prompt_tokens(request)
     assert len(calls) == 2
+
+
+def test_a_multimodal_request_fetches_and_processes_its_media_once(smol_dir, tmp_path, monkeypatch, one_thread):
+    from fixtures_mm import BUILDERS, write_image
+
+    from swiftall.templates import multimodal
+
+    engine = PtEngine.from_pretrained(str(BUILDERS["qwen2_vl"](smol_dir, tmp_path / "model")))
+    loads, processed = [], []
+    load_media, process = multimodal.load_media, engine.template._process
+    monkeypatch.setattr(multimodal, "load_media", lambda *a, **k: loads.append(1) or load_media(*a, **k))
+    monkeypatch.setattr(engine.template, "_process", lambda *a, **k: processed.append(1) or process(*a, **k))
+    request = InferRequest(messages=[{"role": "user", "content": "<image>What is it?"}],
+                           images=[str(write_image(tmp_path / "cat.png"))])
+    try:
+        count = engine.count_prompt_tokens(request)
+        answer = engine.infer([request], RequestConfig(max_new_tokens=2, temperature=0))[0]
+    finally:
+        engine.close()
+    assert answer.prompt_tokens == count and answer.completion_tokens >= 1
+    assert (len(loads), len(processed)) == (1, 1)
