@@ -97,31 +97,35 @@ class Completions:
                            "unsupported")
         return tokenizer.decode(prompt)
 
-    async def scored(self, prompt: Prompt, request: InferRequest, body: CompletionRequest
-                     ) -> Optional[list[Optional[TokenLogprob]]]:
-        """The prompt's tokens with their log-probabilities, when echo and logprobs are both asked for."""
+    async def scored(self, prompts: list[Prompt], adapter: Optional[str], body: CompletionRequest
+                     ) -> list[Optional[list[TokenLogprob]]]:
+        """Each prompt's tokens with their log-probabilities (one forward for all), when echo and logprobs are both
+        asked for; else Nones."""
         if not body.echo or body.logprobs is None:
-            return None
-        ids = self.prompt_ids(prompt)
+            return [None] * len(prompts)
+        rows = [self.prompt_ids(p) for p in prompts]
         try:
-            scored = await asyncio.to_thread(prompt_logprobs, self.h.engine, ids, request.adapter, body.logprobs)
+            scored = await asyncio.to_thread(prompt_logprobs, self.h.engine, rows, adapter, body.logprobs)
         except NotImplementedError as exc:
             raise ApiError(400, str(exc), "echo", "unsupported") from None
         tokenizer = tokenizer_of(self.h.engine)
-        first = tokenizer.decode([ids[0]]) if tokenizer is not None else ""
-        return [TokenLogprob(first, None, []) if lp is None else lp for lp in scored]  # type: ignore[arg-type]
+        firsts = [tokenizer.decode([ids[0]]) if tokenizer is not None else "" for ids in rows]
+        return [[TokenLogprob(first, None, []) if lp is None else lp for lp in row]  # type: ignore[arg-type]
+                for first, row in zip(firsts, scored)]
 
     # ---- whole answers ------------------------------------------------------------------------
     async def answer(self, body: CompletionRequest) -> dict[str, Any]:
         prompts, requests, config = await self.prepare(body)
-        results = await asyncio.gather(*(self._one(p, r, config, body) for p, r in zip(prompts, requests)))
+        scored, generated = await asyncio.gather(
+            self.scored(prompts, requests[0].adapter, body),
+            asyncio.gather(*(self._generate(p, r, config, body) for p, r in zip(prompts, requests))))
         choices, prompt_tokens, completion_tokens = [], 0, 0
-        for k, (prompt, answers, scored) in enumerate(zip(prompts, *zip(*results))):
+        for k, (prompt, answers) in enumerate(zip(prompts, generated)):
             echo = self.echo_text(prompt) if body.echo else ""
             prompt_tokens += answers[0].prompt_tokens
             for j, a in enumerate(answers):
                 completion_tokens += a.completion_tokens
-                logprobs = logprobs_body([*(scored or []), *(a.logprobs or [])]) if config.logprobs else None
+                logprobs = logprobs_body([*(scored[k] or []), *(a.logprobs or [])]) if config.logprobs else None
                 choices.append({"index": k * config.n + j, "text": echo + a.text + (body.suffix or ""),
                                 "finish_reason": a.finish_reason, "logprobs": logprobs})
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
@@ -129,22 +133,20 @@ class Completions:
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
 
-    async def _one(self, prompt: Prompt, request: InferRequest, config: RequestConfig, body: CompletionRequest
-                   ) -> tuple[list[InferResponse], Optional[list]]:
-        scoring = self.scored(prompt, request, body)
+    async def _generate(self, prompt: Prompt, request: InferRequest, config: RequestConfig, body: CompletionRequest
+                        ) -> list[InferResponse]:
         if body.max_tokens == 0:
             count = len(self.prompt_ids(prompt))
-            answers = [InferResponse("", "length", count, 0) for _ in range(config.n)]
-            return answers, await scoring
-        response, scored = await asyncio.gather(self.h.infer(request, config), scoring)
-        return [response, *response.choices], scored
+            return [InferResponse("", "length", count, 0) for _ in range(config.n)]
+        response = await self.h.infer(request, config)
+        return [response, *response.choices]
 
     # ---- streaming ----------------------------------------------------------------------------
     async def stream(self, body: CompletionRequest) -> AsyncIterator[str]:
         prompts, requests, config = await self.prepare(body)
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": body.model}
-        scored = await asyncio.gather(*(self.scored(p, r, body) for p, r in zip(prompts, requests)))
+        scored = await self.scored(prompts, requests[0].adapter, body)
         streams = await self._start(requests, config) if body.max_tokens != 0 else []
         return self._chunks(body, config, head, prompts, scored, streams)
 
