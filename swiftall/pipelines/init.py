@@ -109,7 +109,7 @@ def list_candidates(cfg: InitConfig, machine: Machine, task: str, modality: str)
         where, available = availability(name, cfg.allow_download, spec.total_params)
         choice = recommend(spec, machine, task=task, length=length)
         least = smallest_need(spec, Setting(task=task, device=machine.device)).peak_gib
-        reason = "" if choice else (f"needs {least:.1f} GiB at the least (4-bit, batch 1, 256 tokens); "
+        reason = "" if choice else (f"needs {least:.1f} GiB at the least (LoRA or QLoRA, batch 1, 256 tokens); "
                                     f"{HEADROOM * machine.budget_gib:.1f} GiB usable here")
         if not available:
             reason = reason or where

@@ -84,7 +84,7 @@ def report_lines(r: dict[str, Any]) -> list[str]:
                          f"({near['setting']})")
         else:
             lines.append(f"nothing near fits; the smallest need of this model is {r['smallest_gib']:.2f} GiB "
-                         "(QLoRA 4-bit, batch 1, 256 tokens, checkpointing)")
+                         "(LoRA or QLoRA, batch 1, 256 tokens, checkpointing)")
     return lines
 
 

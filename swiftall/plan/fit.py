@@ -64,11 +64,11 @@ def nearest_fit(spec: ModelSpec, s: Setting, budget_gib: float, depth: int = 4) 
 
 
 def smallest_need(spec: ModelSpec, s: Setting) -> Plan:
-    """The least memory this model can run with here: QLoRA (training) or 4-bit (inference), batch 1, 256 tokens,
-    checkpointing."""
-    small = s.with_(batch=1, length=min(s.length, 256), quant_bits=4,
-                    **({"train_type": "lora", "checkpointing": True} if s.training else {}))
-    return make_plan(spec, small)
+    """The least memory this model can run with here: LoRA or QLoRA (whichever is less; on CPUs bitsandbytes holds
+    the unquantized weights too), batch 1, 256 tokens, checkpointing."""
+    small = s.with_(batch=1, length=min(s.length, 256), **({"train_type": "lora", "checkpointing": True}
+                                                          if s.training else {}))
+    return min(make_plan(spec, small), make_plan(spec, small.with_(quant_bits=4)), key=lambda p: p.peak_bytes)
 
 
 def recommend(spec: ModelSpec, machine: Machine, task: str = "sft", length: int = 2048) -> Optional[Choice]:

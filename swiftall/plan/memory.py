@@ -90,7 +90,9 @@ def training_plan(spec: ModelSpec, s: Setting) -> Plan:
     shard = s.nproc if s.nproc > 1 else 1
     weights, note = weight_bytes(spec, s)
     plan.add("weights", weights / (shard if s.zero_stage >= 3 else 1), note)
-    if s.quant_bits:
+    if s.quant_bits and s.device == "cpu":
+        plan.add("unquantized weights kept", spec.total_params * s.dtype_bytes, C.QUANT_CPU_NOTE)
+    elif s.quant_bits:
         plan.add("loading (one layer unquantized)", C.layer_bytes(spec, s.dtype_bytes), "transient while quantizing")
     trainable = trainable_params(spec, s)
     plan.trainable_params = trainable
