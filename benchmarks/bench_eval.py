@@ -6,20 +6,27 @@ lm-evaluation-harness's HF backend (static batches), side by side in one process
 
 Items/s counts the answering and scoring phase of each backend (model loading excluded, timed separately in the
 wall time). Both backends see the same prompts through the model's chat template and stop at its end-of-turn
-token. The load average is printed before and after, since the machine may be shared.
+token. `uptime` is printed before and after, since the machine may be shared. `--native_batches 16,64` runs
+native once per engine batch size (--max_batch_size); lm-eval runs with `--batch`.
 
-Measured on the shared 2-core CPU (load average 4-6 from other jobs, SmolLM2-135M fp32, 200 items, 16 tokens):
-native 0.27 items/s (745 s), lm-eval HF 0.52 items/s (388 s), exact match 0.205 [0.155, 0.266] vs 0.190
-[0.142, 0.250] (3 of 200 items differ). The issue's target (native >= 3x lm-eval) is NOT met: the gap is the pt
-engine's forward, not the eval runner -- on 48 of these items, engine.infer(all) took 38 s, the eval runner 30 s,
-and model.generate in static batches of 16 (what lm-eval does) 15 s; timing the scheduler on 32 items, its 35
-forwards took 25.4 of 25.7 s (4 prefills 10.5 s, 30 decode steps 14.8 s).
+Measured on the shared 2-core CPU, SmolLM2-135M fp32, 16 new tokens:
+- 200 items, load average 4-6: native 0.27 items/s (745 s), lm-eval HF 0.52 items/s (388 s).
+- 24 items (`--items 24 --native_batches 16`), load average 22-27 (30 Nov, 09:05-09:30): native b16 0.026 items/s
+  (916 s), lm-eval b16 0.049 items/s (488 s): 0.53x; exact match 0.208 [0.092, 0.405] vs 0.167 [0.067, 0.359].
+The issue's target (native >= 3x lm-eval) is NOT met, and the eval runner is not where the time goes: profiling 48
+items of native eval at load ~26 (cProfile on the main thread, the scheduler's forwards timed in its thread), the
+answering phase took 1149 s, of which the main thread waited on the engine 1108 s (prompt building, answer extraction,
+scoring and prediction writing: about 40 s, 3.5%); the scheduler's forwards took 1051 s (91%): 16 prefill
+forwards (519 s; 48 prompts joined the batch 3 at a time as earlier answers finished) and 39 decode steps (532 s,
+12.6 rows per step on average, the batch of 16 kept full by the runner, which submits every item at once with up to
+--eval_concurrency 64 in flight). The gap is the pt engine's scheduler (prefill of small refill groups, per-forward
+cost), not the runner.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,44 +48,52 @@ def task_file(folder: Path, n: int) -> Path:
     return path
 
 
-def run(backend: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
+def run(backend: str, data: Path, out: Path, args: argparse.Namespace, batch: int) -> dict:
     from swiftall.pipelines.eval import eval_main
 
     started = time.perf_counter()
     report = eval_main({"model": args.model, "eval_dataset": [str(data)], "eval_backend": backend,
-                        "eval_output_dir": str(out), "max_batch_size": args.batch, "eval_progress": False,
+                        "eval_output_dir": str(out), "max_batch_size": batch, "eval_progress": False,
                         "eval_generation_config": {"max_tokens": args.max_tokens, "temperature": 0}})
     wall = time.perf_counter() - started
     result = report["datasets"]["repeat"]
-    return {"backend": backend, "wall_s": round(wall, 1), "answer_s": result.get("seconds"),
+    return {"backend": f"{backend} b{batch}", "wall_s": round(wall, 1), "answer_s": result.get("seconds"),
             "items_per_s": result.get("items_per_s"), "exact_match": result["metrics"]["exact_match"]["value"],
             "ci95": result["metrics"]["exact_match"]["ci95"], "n": result["n"]}
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--max_tokens", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16, help="lm-eval's batch size, and native's first run")
+    parser.add_argument("--native_batches", default="16,64", help="native runs: the engine's --max_batch_size")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args()
-    print(f"load average before: {os.getloadavg()}", file=sys.stderr)
+    print(f"before: {load()}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         data = task_file(Path(tmp), args.items)
-        rows = [run("native", data, Path(tmp) / "out", args)]
+        rows = [run("native", data, Path(tmp) / "out", args, int(b)) for b in args.native_batches.split(",")]
         try:
             import lm_eval  # noqa: F401
 
-            rows.append(run("lm_eval", data, Path(tmp) / "out", args))
+            rows.append(run("lm_eval", data, Path(tmp) / "out", args, args.batch))
         except ImportError:
             print("lm_eval is not installed (pip install 'swiftall[lm_eval]'); native only", file=sys.stderr)
-    print(f"load average after: {os.getloadavg()}", file=sys.stderr)
-    print(f"{'backend':<9} {'items/s':>8} {'answer s':>9} {'wall s':>7} {'exact match':>12}  95% CI  n")
+    print(f"after: {load()}", file=sys.stderr)
+    print(f"{'backend':<12} {'items/s':>8} {'answer s':>9} {'wall s':>7} {'exact match':>12}  95% CI  n")
     for r in rows:
-        print(f"{r['backend']:<9} {r['items_per_s']:>8} {r['answer_s']:>9} {r['wall_s']:>7} {r['exact_match']:>12}  "
+        print(f"{r['backend']:<12} {r['items_per_s']:>8} {r['answer_s']:>9} {r['wall_s']:>7} {r['exact_match']:>12}  "
               f"{r['ci95']}  {r['n']}")
-    if len(rows) == 2 and rows[1]["items_per_s"]:
-        print(f"native / lm_eval items/s: {rows[0]['items_per_s'] / rows[1]['items_per_s']:.2f}x")
+    reference = rows[-1] if rows[-1]["backend"].startswith("lm_eval") else None
+    for r in rows[:-1] if reference else []:
+        if reference["items_per_s"] and r["items_per_s"]:
+            ratio = r["items_per_s"] / reference["items_per_s"]
+            print(f"{r['backend']} / {reference['backend']} items/s: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
