@@ -129,22 +129,50 @@ def test_a_request_is_encoded_once(engine, monkeypatch):
     assert len(calls) == 2
 
 
-def test_a_multimodal_request_fetches_and_processes_its_media_once(smol_dir, tmp_path, monkeypatch, one_thread):
+@pytest.fixture(scope="module")
+def qwen(smol_dir, tmp_path_factory, one_thread):
+    """A tiny random Qwen2-VL engine and an image."""
     from fixtures_mm import BUILDERS, write_image
 
+    root = tmp_path_factory.mktemp("qwen2_vl")
+    engine = PtEngine.from_pretrained(str(BUILDERS["qwen2_vl"](smol_dir, root / "model")))
+    yield engine, str(write_image(root / "cat.png"))
+    engine.close()
+
+
+def test_a_multimodal_request_fetches_and_processes_its_media_once(qwen, monkeypatch):
     from swiftall.templates import multimodal
 
-    engine = PtEngine.from_pretrained(str(BUILDERS["qwen2_vl"](smol_dir, tmp_path / "model")))
+    engine, image = qwen
     loads, processed = [], []
     load_media, process = multimodal.load_media, engine.template._process
     monkeypatch.setattr(multimodal, "load_media", lambda *a, **k: loads.append(1) or load_media(*a, **k))
     monkeypatch.setattr(engine.template, "_process", lambda *a, **k: processed.append(1) or process(*a, **k))
-    request = InferRequest(messages=[{"role": "user", "content": "<image>What is it?"}],
-                           images=[str(write_image(tmp_path / "cat.png"))])
-    try:
-        count = engine.count_prompt_tokens(request)
-        answer = engine.infer([request], RequestConfig(max_new_tokens=2, temperature=0))[0]
-    finally:
-        engine.close()
+    request = InferRequest(messages=[{"role": "user", "content": "<image>What is it?"}], images=[image])
+    count = engine.count_prompt_tokens(request)
+    answer = engine.infer([request], RequestConfig(max_new_tokens=2, temperature=0))[0]
     assert answer.prompt_tokens == count and answer.completion_tokens >= 1
     assert (len(loads), len(processed)) == (1, 1)
+
+
+def test_a_multimodal_answer_streams_while_generate_runs(qwen, monkeypatch):
+    """Pieces of a multimodal answer reach the reader token by token, before `generate` returns."""
+    import time
+
+    engine, image = qwen
+    returned, inner = [], engine.model.generate
+
+    def timed(*args, **kwargs):
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            returned.append(time.perf_counter())
+
+    monkeypatch.setattr(engine.model, "generate", timed)
+    request = InferRequest(messages=[{"role": "user", "content": "<image>Describe it."}], images=[image])
+    config = RequestConfig(max_new_tokens=12, temperature=0, ignore_eos=True)
+    events = [(time.perf_counter(), e) for e in engine.stream_events(request, config)]
+    whole = engine.infer([request], config)[0]
+    assert "".join(e.text for _, e in events) == whole.text and whole.completion_tokens == 12
+    assert len([e for _, e in events if e.text]) > 1
+    assert events[0][0] < returned[0]  # the first piece came while generate was still running

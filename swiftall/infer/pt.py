@@ -20,7 +20,7 @@ from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
 from .sampling import resolve_params
 from .scheduler import Scheduler, Sequence
-from .worker import cancelled_rows
+from .worker import cancelled_rows, token_feed
 
 
 class PtEngine(Engine):
@@ -231,25 +231,22 @@ class PtEngine(Engine):
                       _merge_extras([extras]).items()}
             inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
             kwargs = {"adapter_names": [seqs[0].adapter or BASE_MODEL] * len(seqs)} if self.adapters else {}
+            feed = token_feed(seqs)
             with torch.inference_mode():
                 if config.seed is not None:
                     torch.manual_seed(config.seed)
-                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, **kwargs,
-                                          stopping_criteria=[cancelled_rows(seqs)],
-                                          **self._generation_kwargs(config, seqs[0]))
-            for seq, row in zip(seqs, out[:, ids.shape[1]:].tolist()):
-                for token in row:
-                    seq.generated.append(token)
-                    stop = seq.on_token(seq, token, None, [])
-                    if token in seq.eos_ids or stop:
-                        seq.finish_reason = "stop"
-                        break
-                seq.finish_reason = seq.finish_reason or ("cancelled" if seq.cancelled else "length")
-                seq.on_finish(seq, None)
+                self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, **kwargs,
+                                    stopping_criteria=[cancelled_rows(seqs)], streamer=feed,
+                                    **self._generation_kwargs(config, seqs[0]))
+            for seq in seqs:
+                if seq.finish_reason is None:  # not ended by an eos or a stop string
+                    seq.finish_reason = "cancelled" if seq.cancelled else "length"
+                    seq.on_finish(seq, None)
         except Exception as exc:
             for seq in seqs:
-                seq.finish_reason = "error"
-                seq.on_finish(seq, exc)
+                if seq.finish_reason is None:
+                    seq.finish_reason = "error"
+                    seq.on_finish(seq, exc)
 
     def _generation_kwargs(self, config: RequestConfig, seq: Sequence) -> dict[str, Any]:
         from transformers import GenerationConfig

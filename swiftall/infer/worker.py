@@ -1,5 +1,5 @@
 """Work that the scheduler's thread runs between its batch steps: embeddings, and `model.generate` for requests whose
-model inputs the batch cannot take.
+model inputs the batch cannot take (their tokens reach their answers step by step through `token_feed`).
 
 The scheduler's thread is the model's only user: peft selects each row's LoRA adapter with hooks it installs on
 shared modules for the length of one forward, so two forwards at once (a batch step and an embedding, say) from two
@@ -54,12 +54,45 @@ def finish_cancelled(job: Job, error: BaseException | None = None) -> None:
 
 
 def cancelled_rows(seqs: list) -> Any:
-    """A transformers StoppingCriteria: row i of the generate batch stops once `seqs[i]` is cancelled."""
+    """A transformers StoppingCriteria: row i of the generate batch stops once `seqs[i]` is cancelled or ended (a
+    stop string seen by `token_feed`)."""
     import torch
     from transformers import StoppingCriteria
 
     class CancelledRows(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.tensor([s.cancelled for s in seqs], dtype=torch.bool, device=input_ids.device)
+            done = [s.cancelled or s.finish_reason is not None for s in seqs]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return CancelledRows()
+
+
+def token_feed(seqs: list) -> Any:
+    """A transformers streamer for `generate`: each step's new token of row i goes to `seqs[i]` at once (streamed
+    answers show text as it is generated, not after `generate` returns); a row ends at its eos or stop string
+    (its `finish_reason` set and `on_finish` called then). The first `put` is the prompt."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class TokenFeed(BaseStreamer):
+        def __init__(self) -> None:
+            self.prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            for seq, token in zip(seqs, value.reshape(len(seqs), -1)[:, -1].tolist()):
+                if seq.finish_reason is None:
+                    self._take(seq, token)
+
+        def _take(self, seq: Any, token: int) -> None:
+            seq.generated.append(token)
+            stop = seq.on_token(seq, token, None, [])
+            if token in seq.eos_ids or stop:
+                seq.finish_reason = "stop"
+                seq.on_finish(seq, None)
+
+        def end(self) -> None:
+            pass
+
+    return TokenFeed()
