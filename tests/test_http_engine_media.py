@@ -81,3 +81,31 @@ def test_what_cannot_travel_is_named(served):
         client.infer({"messages": [{"role": "user", "content": "<image>"}], "images": ["/no/such/file.png"]})
     with pytest.raises(HttpEngineError, match="cannot be sent to a server"):
         client.infer({"messages": [{"role": "user", "content": "<video>"}], "videos": [[1, 2, 3]]})
+
+
+def test_streamed_logprobs_reach_the_events():
+    """Chunks' logprobs (chat's shape and completions') become the events' TokenLogprobs."""
+    import json
+
+    import httpx
+
+    from swiftall.infer.client import HttpEngine
+
+    chunks = [{"choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": {"content": [
+                  {"token": "Hi", "logprob": -0.25, "top_logprobs": [{"token": "Hi", "logprob": -0.25}]}]}}]},
+              {"choices": [{"index": 0, "text": "!", "logprobs": {"tokens": ["!"], "token_logprobs": [-1.5],
+                                                                 "top_logprobs": [{"!": -1.5, ".": -2.0}]}}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 2}}]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    engine = HttpEngine.__new__(HttpEngine)
+    engine.base_url, engine.model = "http://server/v1", "m"
+    engine.client = httpx.Client(base_url="http://server/v1", transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})))
+    from swiftall.infer import RequestConfig
+
+    events = list(engine.stream_events("Hello", RequestConfig(max_new_tokens=2, logprobs=True)))
+    assert [(e.text, [(lp.token, lp.logprob) for lp in e.logprobs]) for e in events[:2]] == [
+        ("Hi", [("Hi", -0.25)]), ("!", [("!", -1.5)])]
+    assert events[1].logprobs[0].top == [("!", -1.5), (".", -2.0)]
+    assert events[-1].finish_reason == "stop" and events[-1].completion_tokens == 2

@@ -137,19 +137,23 @@ AUDIO_FORMATS = {"mpeg": "mp3", "x-wav": "wav", "wave": "wav", "x-flac": "flac"}
 def parse_choice(choice: dict[str, Any], usage: dict[str, Any]) -> InferResponse:
     message = choice.get("message") or {}
     text = message.get("content") if "message" in choice else choice.get("text")
-    logprobs = None
+    return InferResponse(text=text or "", finish_reason=choice.get("finish_reason") or "stop",
+                         prompt_tokens=usage.get("prompt_tokens", 0),
+                         completion_tokens=usage.get("completion_tokens", 0), logprobs=choice_logprobs(choice))
+
+
+def choice_logprobs(choice: dict[str, Any]) -> Optional[list[TokenLogprob]]:
+    """A choice's (or a streamed chunk's) logprobs in chat's shape or /v1/completions' shape."""
     given = choice.get("logprobs") or {}
     content = given.get("content")
     if content:
-        logprobs = [TokenLogprob(c["token"], c["logprob"], [(t["token"], t["logprob"]) for t in c.get("top_logprobs")
-                                                           or []]) for c in content]
-    elif given.get("tokens"):  # /v1/completions' shape
+        return [TokenLogprob(c["token"], c["logprob"], [(t["token"], t["logprob"]) for t in c.get("top_logprobs")
+                                                        or []]) for c in content]
+    if given.get("tokens"):
         tops = given.get("top_logprobs") or [None] * len(given["tokens"])
-        logprobs = [TokenLogprob(t, v, list((top or {}).items()))
-                    for t, v, top in zip(given["tokens"], given.get("token_logprobs") or [], tops)]
-    return InferResponse(text=text or "", finish_reason=choice.get("finish_reason") or "stop",
-                         prompt_tokens=usage.get("prompt_tokens", 0),
-                         completion_tokens=usage.get("completion_tokens", 0), logprobs=logprobs)
+        return [TokenLogprob(t, v, list((top or {}).items()))
+                for t, v, top in zip(given["tokens"], given.get("token_logprobs") or [], tops)]
+    return None
 
 
 def parse_response(data: dict[str, Any]) -> InferResponse:
@@ -225,8 +229,9 @@ class HttpEngine(Engine):
                     event = StreamEvent(text=text or "", index=choice.get("index", 0),
                                         finish_reason=choice.get("finish_reason"))
                     (finals if event.finish_reason else []).append(event)
-                    if event.text or not event.finish_reason:
-                        yield StreamEvent(text=event.text, index=event.index)
+                    logprobs = choice_logprobs(choice) or []
+                    if event.text or logprobs or not event.finish_reason:
+                        yield StreamEvent(text=event.text, index=event.index, logprobs=logprobs)
                 usage = chunk.get("usage")
                 if usage:
                     for event in finals:
