@@ -27,11 +27,12 @@ TUNERS = {
     "galore": {"train_type": "full", "use_galore": True}, "full": {},
 }
 LORA_VARIANTS = {"dora", "rslora", "pissa", "lora_plus", "qlora"}
+# the child's own peak RSS (VmHWM): its ru_maxrss would start at the parent's peak, which exec(2) carries over
 RUNNER = r"""
-import json, resource, sys
+import json, sys
 from swiftall import sft_main
 summary = sft_main(json.loads(sys.argv[1]))
-summary["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+summary["peak_rss_kib"] = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 print("BENCH_RESULT " + json.dumps(summary))
 """
 

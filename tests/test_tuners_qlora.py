@@ -1,5 +1,12 @@
 """QLoRA (bitsandbytes nf4, double quantization) on the embedded model, on this CPU: it learns the memorisation task,
-and the process's peak RSS is below LoRA fp32's on the same run (each measured in its own subprocess)."""
+and its peak RSS is compared with LoRA fp32's on the same run, each a `swiftall sft` command in its own process.
+
+The peak is the process's own VmHWM (what `/usr/bin/time -v swiftall sft ...` reports from a shell): a child's
+ru_maxrss starts at its parent's peak, which exec(2) carries over, so under a pytest process that had grown to 9 GiB
+both runs used to read 9.27 GiB. Measured on SmolLM2-135M (README, Tuners): the libraries alone (torch,
+transformers, peft) are about 0.95 GiB of LoRA fp32's 2.05 GiB peak and its fp32 weights 0.51 GiB, of which the
+quantizable linear layers are 0.40 GiB; QLoRA keeps the tied embeddings in fp32, adds bitsandbytes, and on a CPU
+dequantizes each weight for every matmul, so on a model this small its peak is not below LoRA's."""
 import json
 import subprocess
 import sys
@@ -8,39 +15,41 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 RUN = """
-import json, resource, sys
-from swiftall import sft_main
-out, data, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
-sft_main(["--model", "smollm2-135m-instruct", "--dataset", data, "--output_dir", out, "--max_steps", "8",
-          "--per_device_train_batch_size", "4", "--learning_rate", "3e-3", "--logging_steps", "1", "--save_steps", "100",
-          "--report_to", "none", "--warmup_ratio", "0", "--lr_scheduler_type", "constant", "--lora_rank", "8", *extra])
-print("PEAK_RSS_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+import sys
+from swiftall.cli.main import main
+code = main(["sft", *sys.argv[1:]])
+print("PEAK_RSS_KIB", open("/proc/self/status").read().split("VmHWM:")[1].split()[0], "EXIT", code)
 """
 
 
 def run(tmp_path, name, data, extra):
     out = tmp_path / name
-    done = subprocess.run([sys.executable, "-c", RUN, str(out), str(data), *extra], capture_output=True, text=True,
-                          timeout=3000)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-c", RUN, "--model", "smollm2-135m-instruct", "--dataset", str(data),
+                           "--output_dir", str(out), "--max_steps", "8", "--per_device_train_batch_size", "4",
+                           "--learning_rate", "3e-3", "--logging_steps", "1", "--save_steps", "100", "--report_to",
+                           "none", "--warmup_ratio", "0", "--lr_scheduler_type", "constant", "--lora_rank", "8",
+                           "--torch_dtype", "float32", *extra], capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0 and "EXIT 0" in done.stdout, done.stderr[-3000:]
     peak = int(done.stdout.split("PEAK_RSS_KIB")[-1].split()[0])
     losses = [r["loss"] for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "loss" in r]
     return peak, losses, out
 
 
-def test_qlora_nf4_learns_with_a_lower_peak_than_lora_fp32(tmp_path):
+def test_qlora_nf4_learns_and_its_peak_rss_is_measured_against_lora_fp32(tmp_path):
     data = tmp_path / "codes.jsonl"
     words = "apple river stone cloud".split()
     data.write_text("".join(json.dumps({"query": f"Code for {w}?", "response": f"{w[::-1]}-{len(w)}7"}) + "\n"
                             for w in words))
-    lora_peak, lora_losses, _ = run(tmp_path, "lora", data, ["--torch_dtype", "float32"])
-    q_peak, q_losses, out = run(tmp_path, "qlora", data, ["--torch_dtype", "float32", "--quant_method", "bnb",
-                                                         "--quant_bits", "4", "--bnb_4bit_quant_type", "nf4"])
+    lora_peak, lora_losses, _ = run(tmp_path, "lora", data, [])
+    q_peak, q_losses, out = run(tmp_path, "qlora", data, ["--quant_method", "bnb", "--quant_bits", "4",
+                                                         "--bnb_4bit_quant_type", "nf4"])
     assert sum(q_losses[-2:]) / 2 <= 0.5 * q_losses[0], q_losses
-    if q_peak >= lora_peak:  # measured 9.27 GiB for both under pytest (2.25 GiB for LoRA alone outside it): a phase
-        # common to both runs dominates the peak; the issue's target is not shown yet
-        pytest.xfail(f"QLoRA peak {q_peak / 2**20:.2f} GiB is not below LoRA fp32's {lora_peak / 2**20:.2f} GiB")
-    print(f"peak RSS: LoRA fp32 {lora_peak / 2**20:.2f} GiB, QLoRA nf4 {q_peak / 2**20:.2f} GiB "
-          f"({q_peak / lora_peak:.0%}); final loss {lora_losses[-1]:.3f} vs {q_losses[-1]:.3f}")
     saved = json.loads((out / "args.json").read_text())
     assert saved["quant_method"] == "bnb" and (out / "adapter_config.json").is_file()
+    report = (f"peak RSS: LoRA fp32 {lora_peak / 2**20:.2f} GiB, QLoRA nf4 {q_peak / 2**20:.2f} GiB "
+              f"({q_peak / lora_peak:.0%}); final loss {lora_losses[-1]:.3f} vs {q_losses[-1]:.3f}")
+    print(report)
+    # both are real processes' own peaks: each at least the libraries' ~0.9 GiB, far below the 9 GiB of before
+    assert 0.8 * 2**20 < lora_peak < 4 * 2**20 and 0.8 * 2**20 < q_peak < 4 * 2**20, report
+    if q_peak >= lora_peak:
+        pytest.xfail(f"{report}: not below LoRA's on a 135M model (see the module docstring)")
