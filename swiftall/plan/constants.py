@@ -32,7 +32,7 @@ LOGITS_COPIES = 3          # logits, log-softmax, and their gradient during the 
 LOGPROB_TILE_ROWS = 4096   # TRL's chunked log-probs: positions per tile
 LOGPROB_TILE_COLUMNS = 4096  # swiftall's smaller vocabulary tiles on CPU (train/rlhf/common.py)
 LOGPROB_TILE_COPIES = 5    # float32 temporaries of one tile (forward and backward)
-KV_GROWTH = 1.0            # transformers' DynamicCache grows by torch.cat: one layer's copy at a time
+PREFILL_SCORE_COPIES = 2   # a padded prefill batch passes a mask to SDPA: scores and softmax per head (CPU math path)
 PREFILL_ELEMENTS_H = 6     # one layer's prefill temporaries per token, in units of hidden_size (plus the MLP's)
 LORA_DROPOUT_COPIES = True  # peft applies dropout to each adapted layer's input: one copy per adapted layer
 

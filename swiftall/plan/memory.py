@@ -125,9 +125,12 @@ def inference_plan(spec: ModelSpec, s: Setting) -> Plan:
     plan.add("weights", weights, note)
     context = s.length + s.new_tokens + s.media_items * spec.media_tokens
     kv = 2 * spec.layers * spec.kv_dim * context * s.batch * s.dtype_bytes
-    plan.add("KV cache", kv * C.KV_GROWTH, f"{s.batch} x {context} tokens, grown by concatenation")
+    room = s.length + max(16, s.length // 2)  # the engine's cache buffers: the prompt and half as much again,
+    kv *= max(context, room) / context        # grown by half their size when full
+    plan.add("KV cache", kv, f"{s.batch} x {context} tokens, in buffers with room to grow")
     prefill = s.batch * s.length * (C.PREFILL_ELEMENTS_H * spec.hidden + 2 * spec.intermediate) * s.dtype_bytes
-    plan.add("prefill activations", prefill, "one layer's at a time")
+    scores = C.PREFILL_SCORE_COPIES * s.batch * spec.heads * s.length ** 2 * s.dtype_bytes
+    plan.add("prefill activations", prefill + scores, "one layer's at a time, with a padded batch's attention scores")
     plan.add("last-token logits", s.batch * spec.vocab * 4 * 4, "")
     add_runtime(plan, s)
     return plan
