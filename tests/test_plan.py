@@ -146,7 +146,7 @@ def test_sft_warns_before_loading_when_the_plan_exceeds_free_memory(monkeypatch,
     assert not caplog.text
 
 
-CHEAP = ("full-b1-l128", "infer-b16")  # held out of the fit (constants.py), and the quickest
+CHEAP = ("full-b1-l128", "lora-b1-l512")  # held out of the fits (constants.py), and among the quickest
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from typing import Any
 # ---- measured (benchmarks/bench_plan.py --baseline; see the README's planner table) -------------------------------
 RUNTIME_CPU_GIB = 0.93  # peak RSS after importing torch, transformers, peft, trl, datasets and swiftall's pipelines
 RUNTIME_NOTE = "measured: RSS after imports"
-ALLOCATOR_OVERHEAD = 0.10  # on activations and logits; with the theory's shapes it puts full-b4-l512 at -0.6%
+ALLOCATOR_OVERHEAD = 0.10  # on activations and logits: set before any run, kept (full-b4-l512 then came out -0.6%)
 # LoRA: copies of each adapted layer's input kept per token. Theory says 1.25 (dropout's output for lora_A, and its
 # byte mask); fitted to lora-b1-l128 and lora-b4-l128 it is 2.20, plus 0.08 GiB whatever the length; the other
 # settings in the README's table were not used for the fit. Why LoRA keeps about one more copy is not explained yet.
@@ -16,7 +16,7 @@ LORA_FIXED_GIB = 0.08
 # With gradient checkpointing, LoRA runs still kept about this many copies of the adapted inputs per layer per token
 # (fitted to lora-b1-l512-gc alone: the theory's layer inputs put it at -19%); the cause is not known yet
 LORA_CHECKPOINT_COPIES = 1.6
-ALLOCATOR_NOTE = "measured: full-b4-l512's backward over the theory's shapes"
+ALLOCATOR_NOTE = "10% of activations and logits (checked on full-b4-l512)"
 # QLoRA on a CPU: qlora-b1-l512 peaked above LoRA float32 at the same tokens (3.60 vs 3.36 GiB; the QLoRA test's note
 # says the same), so a CPU bnb run is planned as holding its weights unquantized as well (fitted to that one run)
 QUANT_CPU_NOTE = "measured: CPU bnb runs hold the unquantized weights too"
@@ -32,7 +32,8 @@ LOGITS_COPIES = 3          # logits, log-softmax, and their gradient during the 
 LOGPROB_TILE_ROWS = 4096   # TRL's chunked log-probs: positions per tile
 LOGPROB_TILE_COLUMNS = 4096  # swiftall's smaller vocabulary tiles on CPU (train/rlhf/common.py)
 LOGPROB_TILE_COPIES = 5    # float32 temporaries of one tile (forward and backward)
-PREFILL_SCORE_COPIES = 2   # a padded prefill batch passes a mask to SDPA: scores and softmax per head (CPU math path)
+PREFILL_SCORE_COPIES = 2   # a padded prefill batch passes a mask to SDPA: scores and softmax per head (a hypothesis
+                           # added after infer-b16's run came out 11% above the plan without it)
 PREFILL_ELEMENTS_H = 6     # one layer's prefill temporaries per token, in units of hidden_size (plus the MLP's)
 LORA_DROPOUT_COPIES = True  # peft applies dropout to each adapted layer's input: one copy per adapted layer
 
