@@ -134,3 +134,23 @@ def test_bad_token_prompts_are_400(server, prompt, param, words):
 def test_max_tokens_zero_needs_echo(server):
     r = httpx.post(server.url + "/v1/completions", json={"model": NAME, "prompt": "Hi", "max_tokens": 0})
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
+
+
+@pytest.mark.parametrize("refusal, status", [("ShuttingDownError", 503), ("QueueFullError", 429)])
+def test_embeddings_refused_by_a_busy_or_closing_engine_keep_the_error_shape(refusal, status):
+    """Embeddings queue on the scheduler's thread like chat: a closing engine is a 503, a full queue a 429."""
+    from fastapi.testclient import TestClient
+    from serve_fakes import RecordingEngine
+
+    from swiftall.infer import engine as engines
+    from swiftall.serve.app import create_app
+    from swiftall.serve.handlers import ServeSettings
+
+    class Refusing(RecordingEngine):
+        def embed(self, texts, adapter=None):
+            raise getattr(engines, refusal)("not now")
+
+    with TestClient(create_app(Refusing(), ServeSettings(served_model_name="m"))) as client:
+        r = client.post("/v1/embeddings", json={"model": "m", "input": "hello"})
+    assert r.status_code == status
+    assert r.json()["error"]["message"] == "not now"

@@ -191,12 +191,13 @@ class Handlers:
     async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
         adapter = self.adapter_for(body.model)
         texts = self._embedding_texts(body.input)
-        try:
-            vectors = await asyncio.to_thread(self.engine.embed, texts, adapter)
-        except NotImplementedError as exc:
-            raise ApiError(400, str(exc), "model", "unsupported") from None
-        except ConfigError as exc:
-            raise ApiError(400, str(exc), "input", "context_length_exceeded") from None
+        with engine_errors():  # embeddings queue on the scheduler's thread: full is a 429, closing a 503
+            try:
+                vectors = await asyncio.to_thread(self.engine.embed, texts, adapter)
+            except NotImplementedError as exc:
+                raise ApiError(400, str(exc), "model", "unsupported") from None
+            except ConfigError as exc:
+                raise ApiError(400, str(exc), "input", "context_length_exceeded") from None
         tokens = sum(self.engine_tokens(t) for t in texts)
         data = []
         for i, v in enumerate(vectors):
