@@ -8,7 +8,7 @@ from typing import Any
 from ..config import SftConfig
 from ..data import PadCollator, build_datasets
 from ..data.collator import PaddingFreeCollator, pack_rows
-from ..eval.training import attach_training_eval, load_training_tasks
+from .eval_training import attach_training_eval, load_training_tasks
 from ..models import load_tokenizer
 from ..models.device import resolve_dtype
 from ..templates import get_template
@@ -76,8 +76,17 @@ def sft_main(config: Any = None) -> dict[str, Any]:
         (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation("sdpa")
     trainer.save_model(str(output_dir))
     trainer.save_state()
+    summary = _summary(trainer, result, data, output_dir, started)
+    logger.info(f"done: {counted(summary['global_step'], 'step')}; the "
+                f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and "
+                f"plots are in {output_dir}")
+    return summary
+
+
+def _summary(trainer: Any, result: Any, data: Any, output_dir: Path, started: float) -> dict[str, Any]:
+    """What sft_main returns: the run's folder, steps, losses, time and tokens (the plots written first)."""
     plots = write_plots(output_dir)
-    summary = {
+    return {
         "output_dir": str(output_dir),
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
@@ -89,10 +98,6 @@ def sft_main(config: Any = None) -> dict[str, Any]:
         "plots": [str(p) for p in plots],
         "rows": {"train": len(data.train), "val": len(data.val), "dropped": sum(data.report.dropped.values())},
     }
-    logger.info(f"done: {counted(summary['global_step'], 'step')}; the "
-                f"{'adapter' if cfg.train_type != 'full' else 'model'}, checkpoints, args.json, logging.jsonl and "
-                f"plots are in {output_dir}")
-    return summary
 
 
 def batching(cfg: SftConfig, template: Any, tokenizer: Any, rows: list) -> tuple[list, Any]:

@@ -23,9 +23,9 @@ from transformers import TrainerCallback
 
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
-from .evaluate import evaluate
-from .loading import EvalTask, split_values
-from .runner import RunSettings
+from ..eval.evaluate import evaluate
+from ..eval.loading import EvalTask, split_values
+from ..eval.runner import RunSettings
 
 logger = get_logger(__name__)
 
@@ -47,7 +47,7 @@ def load_training_tasks(cfg: Any) -> Optional[tuple[list[EvalTask], types.Simple
                               "--list' or eval files, e.g. --eval_dataset gsm8k#50); the validation loss comes "
                               "from --val_dataset")
         return None
-    from ..pipelines.eval import load_tasks
+    from .eval import load_tasks
 
     return load_tasks(view), view
 
@@ -56,7 +56,7 @@ class TrainingEval(TrainerCallback):
     """Scores the trainer's model on the tasks every `every` steps, logs the scores through `trainer.log`."""
 
     def __init__(self, trainer: Any, tasks: list[EvalTask], view: Any, template: Any, output_dir: Path):
-        from ..pipelines.eval import generation_config
+        from .eval import generation_config
 
         self.trainer, self.tasks, self.view, self.template = trainer, tasks, view, template
         self.folder = Path(output_dir) / "eval"
