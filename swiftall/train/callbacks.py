@@ -10,10 +10,24 @@ from typing import Any
 from transformers import TrainerCallback
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak resident memory. Linux's VmHWM where there is one: ru_maxrss starts at the peak of the
+    process that started this one (exec keeps it), so a run launched from a large parent (pytest, the web UI) would
+    report the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux; macOS reports bytes but has no /proc
+
+
 def memory_gib() -> dict[str, float]:
     import torch
 
-    out = {"memory_peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
+    out = {"memory_peak_rss_gib": round(peak_rss_kib() / 2**20, 3)}
     if torch.cuda.is_available():
         out["memory_cuda_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     return out
