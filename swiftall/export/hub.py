@@ -23,6 +23,6 @@ def push_folder(folder: Path, repo_id: str, private: bool = True) -> str:
         api.upload_folder(folder_path=str(folder), repo_id=repo_id)
     except Exception as exc:  # network, auth, permissions: all end the same way for the user
         raise SwiftallError(f"--push_to_hub {repo_id} failed ({exc}); the export is kept in {folder}. Log in with "
-                            "'hf auth login' and retry with: hf upload {repo_id} {folder}") from exc
+                            f"'hf auth login' and retry with: hf upload {repo_id} {folder}") from exc
     logger.info(f"uploaded {folder} to https://huggingface.co/{repo_id}")
     return repo_id
