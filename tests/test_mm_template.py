@@ -133,7 +133,7 @@ def test_media_sources_path_base64_array_and_url(media_dir):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/a.png"
         assert (np.asarray(load_image(url)) == from_path).all()
-        with pytest.raises(MediaError, match="cannot download"):
+        with pytest.raises(MediaError, match=r"nope\.png: the server answered HTTP 404"):
             load_image(url.replace("a.png", "nope.png"))
     finally:
         server.shutdown()
