@@ -64,18 +64,10 @@ def test_failed_upload_names_the_repo_folder_and_the_retry(tmp_path, monkeypatch
 @pytest.fixture
 def tiny64(tmp_path, smol_dir):
     """A tiny random llama whose layers are all 64 wide: bitsandbytes' CPU 4-bit kernels work in blocks of 64."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from conftest import save_tiny_llama
 
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(smol_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny64")
-    tokenizer.save_pretrained(tmp_path / "tiny64")
-    return tmp_path / "tiny64"
+    return save_tiny_llama(tmp_path / "tiny64", smol_dir, hidden_size=64, intermediate_size=128,
+                           num_key_value_heads=4)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes is not installed")
