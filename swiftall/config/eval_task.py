@@ -41,8 +41,6 @@ class EvalTaskSection(Section):
             raise ConfigError(f"--eval_num_fewshot must be >= 0, got {self.eval_num_fewshot}")
 
 
-
-
 @dataclass
 class TrainEvalSection(Section):
     name = "train_eval"
