@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`swiftall plan` against measured peaks: real short `swiftall sft`/`rlhf`/`infer` runs of the embedded model
-(SmolLM2-135M-Instruct, float32 on this CPU), each in its own process, their peak RSS (ru_maxrss, the whole run:
-imports, loading, training, saving) beside what the planner says for the same flags, and the error.
+(SmolLM2-135M-Instruct, float32 on this CPU), each in its own process, their peak RSS (the process's own VmHWM, the
+whole run: imports, loading, training, saving; not ru_maxrss, which exec(2) starts at the launching process's peak) beside what the planner says for the same flags, and the error.
 
     python benchmarks/bench_plan.py                       # every setting (about 15 min on 2 idle cores)
     python benchmarks/bench_plan.py --only lora-b1-l128,infer-b16 --json out.json
@@ -45,21 +45,23 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
 }
 
 RUNNER = r"""
-import json, resource, sys
+import json, sys
 command, flags = sys.argv[1], json.loads(sys.argv[2])
 from swiftall.cli.main import main
+from swiftall.train.callbacks import peak_rss_kib
 code = main([command, *flags])
-print("PEAK_RSS_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "EXIT", code)
+print("PEAK_RSS_KIB", peak_rss_kib(), "EXIT", code)
 """
 BASELINE = r"""
-import resource, sys
+import sys
 import torch, transformers, peft, trl, datasets
 import swiftall.pipelines.sft, swiftall.pipelines.rlhf, swiftall.pipelines.infer
-imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from swiftall.train.callbacks import peak_rss_kib
+imported = peak_rss_kib()
 from swiftall.models import resolve_model, load_model
 info = resolve_model("smollm2-135m-instruct")
 model = load_model(info, torch_dtype="float32")
-print("IMPORT_KIB", imported, "LOADED_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("IMPORT_KIB", imported, "LOADED_KIB", peak_rss_kib())
 """
 
 
