@@ -209,7 +209,7 @@ def test_multimodal_batch_infer_leaves_no_thread_running(qwen_batch, tmp_path):
 
 
 def test_close_with_cancel_stops_a_multimodal_generate(qwen_batch):
-    """Requests with media run through model.generate on the engine's generate worker; cancel reaches them too."""
+    """Requests with media decode in the continuous batch beside text ones; cancel reaches them too."""
     from swiftall.infer import InferRequest, RequestConfig
     from swiftall.pipelines.infer import InferEngine
 
@@ -223,7 +223,7 @@ def test_close_with_cancel_stops_a_multimodal_generate(qwen_batch):
     time.sleep(1.0)
     engine.close(cancel=True)
     assert answers[0].finish_reason == "cancelled" and answers[0].completion_tokens < 3000
-    assert queued[0].finish_reason == "cancelled" and queued[0].completion_tokens == 0
+    assert queued[0].finish_reason == "cancelled" and queued[0].completion_tokens < 3000
     assert not set(engine_threads()) - before
 
 
