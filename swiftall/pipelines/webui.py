@@ -90,7 +90,7 @@ def launch(config: Any = None, preload: bool = True) -> Launched:
     url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{port}"
     launched = Launched(url, app, time.perf_counter() - started)
     if preload and (cfg.model or cfg.model_type or cfg.adapters):
-        threading.Thread(target=_preload, args=(app,), daemon=True).start()
+        app.after_first_page(lambda: _preload(app))
     return launched
 
 
