@@ -2,8 +2,9 @@
 through swiftall.infer in this process; everything else runs as `swiftall <command>` processes that outlive it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from ..utils.optional import require
 from .engines import EnginePool
@@ -15,11 +16,28 @@ ENGINE_OPTIONS = ("model", "model_type", "adapters", "hub", "revision", "torch_d
                   "repetition_penalty")
 
 
+PRELOAD_GRACE_S = 20.0  # with no page opened by then, the command line's model is loaded anyway
+
+
 @dataclass
 class WebApp:
     demo: Any
     pool: EnginePool
     manager: RunManager
+    page_opened: threading.Event = field(default_factory=threading.Event)
+
+    def after_first_page(self, work: Callable[[], Any], grace_s: float = PRELOAD_GRACE_S) -> threading.Thread:
+        """Run `work` in a thread once a browser has rendered the page (or after grace_s without one). Loading a
+        model imports torch and holds the interpreter for seconds; done while the page loads, it starved the
+        server of the page's scripts and doubled the time to a usable page. A chat message sent first loads the
+        model itself."""
+        def wait_then_work() -> None:
+            self.page_opened.wait(grace_s)
+            work()
+
+        thread = threading.Thread(target=wait_then_work, daemon=True, name="swiftall-preload")
+        thread.start()
+        return thread
 
 
 def model_names() -> list[str]:
@@ -62,4 +80,6 @@ def build_app(cfg: Any, engine_factory: Any, preview: Any, has_eval: bool = Fals
             with gr.Tab(t("tab_deploy"), id="deploy", elem_id="tab-deploy"):
                 deploy_tab(gr, manager, t, defaults).build()
         runs.attach(demo)
-    return WebApp(demo, pool, manager)
+        page_opened = threading.Event()
+        demo.load(page_opened.set, None, None, api_visibility="private", show_progress="hidden")
+    return WebApp(demo, pool, manager, page_opened)
