@@ -88,3 +88,90 @@ def test_chinese_labels(tmp_path):
         launched.close()
     assert all(label in config for label in ("对话", "训练", "运行", "导出", "部署"))
     assert "--learning_rate" in config  # flags keep their names
+
+
+def _chat_tab(page):
+    import gradio as gr
+
+    from swiftall.webui.i18n import translator
+    from swiftall.webui.tabs.chat import ChatTab
+
+    return ChatTab(gr, page.app.pool, translator("en"), [], {})
+
+
+def _say(tab, state, text, compare, model="smollm2-135m-instruct"):
+    """The Chat tab's answer to one message: (the three chat panes as shown, the status line)."""
+    *outputs, = tab.respond({"text": text, "files": []}, state, model, "", "", 0.0, 1.0, 12, compare)
+    last = outputs[-1]
+    panes = [(u["value"], u["visible"]) if isinstance(u, dict) else (u, None) for u in last[:3]]
+    return panes, last[-1]
+
+
+@pytest.mark.slow
+def test_side_by_side_models_answer_the_same_message(page, tiny_dir):
+    """Base model and a second model (one line of the Compare field) each answer the same message in their own
+    pane, each with its own greedy answer; the next message continues both conversations."""
+    from swiftall.infer import RequestConfig
+
+    tab = _chat_tab(page)
+    state = tab.reset()[3]
+    panes, status = _say(tab, state, "What is the capital of France?", str(tiny_dir))
+    assert status == "" and [visible for _, visible in panes] == [True, True, False]
+    answers = []
+    for shown, _ in panes[:2]:
+        assert shown[0] == {"role": "user", "content": "What is the capital of France?"}
+        assert shown[1]["role"] == "assistant"
+        answers.append(shown[1]["content"])
+    config = RequestConfig(max_new_tokens=12, temperature=0.0)
+    for answer, (model, adapters) in zip(answers, [("smollm2-135m-instruct", []), (str(tiny_dir), [])]):
+        direct = page.app.pool.get(model, adapters).infer("What is the capital of France?", config).text
+        assert answer == direct
+    assert "Paris" in answers[0] and answers[1] != answers[0]
+    panes, status = _say(tab, state, "And of Italy?", str(tiny_dir))
+    assert [len(shown) for shown, _ in panes[:2]] == [4, 4] and status == ""
+
+
+def test_compare_field_errors_name_the_field(page):
+    tab = _chat_tab(page)
+    state = tab.reset()[3]
+    _, status = _say(tab, state, "hi", "smollm2-135m-instruct 'unclosed")
+    assert "Compare line 1" in status and "quote" in status
+    _, status = _say(tab, state, "hi", "a\nb\nc")
+    assert "Compare: 3 lines, at most 2" in status
+    _, status = _say(tab, state, "hi", "", model="/no/such/model")
+    assert "--model /no/such/model" in status and "Traceback" not in status
+
+
+@pytest.mark.slow
+def test_compare_model_that_cannot_load_is_named(page):
+    tab = _chat_tab(page)
+    panes, status = _say(tab, tab.reset()[3], "hi", "/no/such/model")
+    assert status.startswith("**Error (Compare line 1 (/no/such/model)):**") and "no such" in status
+    assert panes[0][0][-1]["role"] == "assistant" and panes[0][0][-1]["content"]  # the main model did answer
+
+
+def test_webcam_snapshot_joins_the_message(tmp_path):
+    from swiftall.webui.tabs.chat import attach
+
+    shot = str(tmp_path / "webcam.png")
+    message = attach(shot, {"text": "What do you see?", "files": [{"path": "a.png"}]})
+    assert message == {"text": "What do you see?", "files": ["a.png", shot]}
+    assert attach(shot, message) == message and attach(None, None) == {"text": "", "files": []}
+
+
+def test_model_preload_waits_for_the_first_page(tmp_path):
+    """The command line's model is loaded once a browser has rendered the page, or after the grace period."""
+    import threading
+
+    from swiftall.webui.app import build_app
+    from swiftall.config import WebuiConfig
+
+    app = build_app(WebuiConfig.from_any(["--runs_dir", str(tmp_path)]), None, None)
+    done = threading.Event()
+    app.after_first_page(done.set, grace_s=60)
+    assert not done.wait(0.5)
+    app.page_opened.set()  # what the page's load event does
+    assert done.wait(5)
+    late = threading.Event()
+    app.after_first_page(late.set, grace_s=0.2)
+    assert late.wait(5)

@@ -19,6 +19,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "compare": ("Compare models side by side", "多模型并排对比"),
     "compare_hint": ("Optional: more models answer the same message (one per line: MODEL or MODEL ADAPTER_DIR)",
                      "可选：更多模型回答同一条消息（每行一个：模型 或 模型 适配器目录）"),
+    "camera": ("Camera", "摄像头"),
+    "snapshot": ("Webcam snapshot (attached to the message)", "摄像头拍照（附加到消息）"),
     "load_model": ("Load model", "加载模型"),
     "model_status": ("Model", "模型"),
     "assistant": ("Assistant", "助手"),

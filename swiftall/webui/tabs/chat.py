@@ -6,24 +6,38 @@ from __future__ import annotations
 import shlex
 from typing import Any, Iterator, Optional
 
-from ...utils.errors import SwiftallError
+from ...utils.errors import ConfigError, SwiftallError
 from ..engines import EnginePool, user_turn
 from ..forms import error_text
 
 SLOTS = 3  # the main model and two to compare
 
 
+def _split(text: str, field: str) -> list[str]:
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"{field}: {exc} in {text!r}; quote paths with spaces as on a command line") from None
+
+
 def _adapters(text: str) -> list[str]:
-    return shlex.split(text or "")
+    return _split(text, "--adapters")
 
 
 def _slots(model: str, adapters: str, compare: str) -> list[tuple[Optional[str], list[str]]]:
+    """(model, adapters) of each answer: the Model/--adapters fields, then one per line of the Compare field."""
     slots = [(model.strip() or None, _adapters(adapters))]
-    for line in (compare or "").splitlines():
-        parts = shlex.split(line)
-        if parts:
-            slots.append((parts[0], parts[1:]))
-    return slots[:SLOTS]
+    lines = [line for line in (compare or "").splitlines() if line.strip()]
+    if len(lines) > SLOTS - 1:
+        raise ConfigError(f"Compare: {len(lines)} lines, at most {SLOTS - 1} models answer beside the main one")
+    for number, line in enumerate(lines, 1):
+        parts = _split(line, f"Compare line {number}")
+        slots.append((parts[0], parts[1:]))
+    return slots
+
+
+def _slot_name(index: int, model: Optional[str]) -> str:
+    return f"--model {model or '(from the adapter)'}" if index == 0 else f"Compare line {index} ({model})"
 
 
 def _request_config(max_new_tokens: Any, temperature: Any, top_p: Any) -> Any:
@@ -45,6 +59,15 @@ def _display(turns: list[dict[str, Any]], files: list[list[str]]) -> list[dict[s
         if turn["role"] != "system":
             shown.append({"role": turn["role"], "content": turn["content"] or "…"})
     return shown
+
+
+def attach(path: Optional[str], message: Optional[dict]) -> dict:
+    """The message box's value with `path` (a webcam snapshot or recording) added to its files."""
+    message = dict(message or {})
+    files = [f if isinstance(f, str) else f.get("path") for f in message.get("files") or []]
+    if path and path not in files:
+        files.append(path)
+    return {"text": message.get("text") or "", "files": files}
 
 
 class ChatTab:
@@ -77,9 +100,19 @@ class ChatTab:
                                     visible=i == 0, elem_id=f"chat-bot-{i}") for i in range(SLOTS)]
         self.box = gr.MultimodalTextbox(placeholder=t("message_hint"), label=t("message"), file_count="multiple",
                                         sources=["upload", "microphone"], elem_id="chat-input")
+        self._camera()
         self.clear = gr.Button(t("clear"), elem_id="chat-clear")
         self.state = gr.State({"turns": [[] for _ in range(SLOTS)], "files": [], "media": {}})
         self._wire()
+
+    def _camera(self) -> None:
+        """A webcam snapshot (the message box itself offers upload and microphone), attached to the message being
+        written. Webcam video is not offered: Chromium records WebM, which needs ffmpeg to become a video the
+        models' processors read; record a video file and upload it instead."""
+        gr, t = self.gr, self.t
+        with gr.Accordion(t("camera"), open=False):
+            self.snapshot = gr.Image(sources=["webcam"], type="filepath", label=t("snapshot"), elem_id="chat-webcam")
+        self.snapshot.change(attach, [self.snapshot, self.box], self.box, api_visibility="private")
 
     def _wire(self) -> None:
         gr = self.gr
@@ -135,8 +168,8 @@ class ChatTab:
             except Exception as exc:  # a model that cannot load or answer: its message, in the page
                 turns.pop()
                 turns.pop()
-                yield (*self._updates(shown, visible), state, None, f"**Error ({slot_model or 'model'}):** "
-                                                                     f"{error_text(exc)}")
+                yield (*self._updates(shown, visible), state, None,
+                       f"**Error ({_slot_name(index, slot_model)}):** {error_text(exc)}")
                 return
             shown[index] = _display(turns, state["files"])
         yield (*self._updates(shown, visible), state, None, "")
