@@ -33,7 +33,9 @@ VARIANTS = {
 RUNNER = r"""
 import json, sys
 from swiftall import sft_main
+from swiftall.train.callbacks import peak_rss_kib
 summary = sft_main(json.loads(sys.argv[1]))
+summary["peak_rss_kib"] = peak_rss_kib()  # this process's own peak (VmHWM), not the parent's carried by exec
 print("BENCH_RESULT " + json.dumps(summary))
 """
 
@@ -46,25 +48,30 @@ def bench_rows(rows: int, workdir: Path) -> Path:
     return path
 
 
-def run_ours(name: str, dataset: Path, steps: int, workdir: Path, gc: str = "default") -> dict:
+def run_ours(name: str, dataset: Path, steps: int, workdir: Path, gc: str = "default",
+             extra: dict | None = None, env: dict | None = None) -> dict:
     config = {"model": "smollm2-135m-instruct", "dataset": [str(dataset)], "train_type": "lora",
               "torch_dtype": "float32", "max_length": 512, "per_device_train_batch_size": 4,
               "num_train_epochs": 1, "max_steps": steps, "learning_rate": 1e-4, "save_steps": 100000,
-              "logging_steps": 5, "report_to": ["none"], "output_dir": str(workdir / name), **VARIANTS[name]}
+              "logging_steps": 5, "report_to": ["none"], "output_dir": str(workdir), **VARIANTS[name],
+              **(extra or {})}
     if gc != "default":
         config["gradient_checkpointing"] = gc == "true"
     started = time.time()
-    out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
     if out.returncode != 0:
         raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
     summary = json.loads(out.stdout.split("BENCH_RESULT ", 1)[1].splitlines()[0])
-    log = [json.loads(l) for l in (workdir / name / "logging.jsonl").read_text().splitlines()]
-    peak = max(r.get("memory_peak_rss_gib", 0) for r in log)
+    log = [json.loads(l) for l in (workdir / "logging.jsonl").read_text().splitlines()]
+    peak = summary["peak_rss_kib"] / 2**20
+    losses = [r["loss"] for r in log if "loss" in r and "train_runtime" not in r]
     loop = summary["train_loop_s"]
     return {"variant": name, "steps": summary["global_step"], "loop_s": loop, "wall_s": time.time() - started,
             "first_step_s": summary["time_to_first_step_s"], "trained_tok_s": summary["trained_tokens"] / loop,
             "tok_s": summary["tokens"] / loop, "peak_rss_gib": peak, "train_loss": summary["train_loss"],
-            "s_per_step": loop / summary["global_step"]}
+            "s_per_step": loop / summary["global_step"], "tokens": summary["tokens"],
+            "trained_tokens": summary["trained_tokens"], "losses": losses}
 
 
 MS_SWIFT_SETTINGS = ("padded batches: ms-swift 4.6 refuses --padding_free/--packing without a flash-attention "
@@ -96,47 +103,113 @@ def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir:
             "s_per_step": runtime / steps}
 
 
+def parse_variant(spec: str) -> tuple[str, dict, dict]:
+    """`padding_free+OMP_NUM_THREADS=1+gradient_checkpointing=true`: a base variant, then overrides; UPPER_CASE keys
+    are environment variables of the run, others sft flags (values read as JSON where they parse)."""
+    base, *overrides = spec.split("+")
+    if base not in VARIANTS:
+        raise SystemExit(f"--variants: unknown variant {base!r} in {spec!r}; known: {', '.join(VARIANTS)}")
+    config, env = {}, {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--variants: {item!r} in {spec!r} is not KEY=VALUE")
+        if key.isupper():
+            env[key] = value
+            continue
+        try:
+            config[key] = json.loads(value)
+        except ValueError:
+            config[key] = value
+    return base, config, env
+
+
+def add_efficiency(result: dict, shapes) -> None:
+    """The run's model FLOPs (swiftall/train/flops.py), the matmul ceiling of the same GEMMs at its mean tokens
+    per step measured right after the run (same load), and the fraction of that ceiling the run reached."""
+    from swiftall.train.flops import lora_params, matmul_ceiling, train_flops
+
+    steps = max(result["steps"], 1)
+    flops = train_flops(shapes, result["tokens"], result["trained_tokens"], full=False,
+                        adapter_params=lora_params(shapes, 8))
+    ceiling = matmul_ceiling(shapes, round(result["tokens"] / steps), round(result["trained_tokens"] / steps),
+                             full=False, repeats=2)
+    result["tflop"] = flops["total"] / 1e12
+    result["gflop_s"] = flops["total"] / result["loop_s"] / 1e9
+    result["ceiling_gflop_s"] = ceiling["gflops_per_s"]
+    result["fraction"] = result["gflop_s"] / ceiling["gflops_per_s"]
+    result["load"] = os.getloadavg()[0]
+
+
+def print_table(results: list[dict], rows: int) -> None:
+    base = results[0]
+    print(f"\nSFT benchmark: SmolLM2-135M-Instruct, LoRA, fp32, max_length 512, batch 4, {rows} rows of sft.jsonl, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} (each run's load beside it)")
+    print(f"{'variant':<40}{'steps':>6}{'s/step':>8}{'trained tok/s':>14}{'tok/s':>8}{'1st s':>7}{'peak GiB':>9}"
+          f"{'loss':>7}{'TFLOP':>7}{'GFLOP/s':>8}{'ceiling':>8}{'of ceil':>8}{'load':>6}{'vs 1st':>8}")
+    for r in results:
+        print(f"{r['variant'][:39]:<40}{r['steps']:>6}{r['s_per_step']:>8.2f}{r['trained_tok_s']:>14.1f}"
+              f"{r['tok_s']:>8.1f}{r['first_step_s']:>7.1f}{r['peak_rss_gib']:>9.2f}{r['train_loss']:>7.3f}"
+              f"{r['tflop']:>7.2f}{r['gflop_s']:>8.1f}{r['ceiling_gflop_s']:>8.1f}{100 * r['fraction']:>7.1f}%"
+              f"{r['load']:>6.2f}{r['trained_tok_s'] / base['trained_tok_s']:>7.2f}x", flush=True)
+    print("GFLOP/s: the run's model FLOPs (4 x non-embedding params per token for the frozen weights, 6 x LoRA's, "
+          "4 x the head at trained positions; swiftall/train/flops.py) over its training loop's seconds; ceiling: "
+          "the same GEMMs (fp32 torch.mm) at the run's mean tokens per step, timed right after it")
+
+
+def model_shapes():
+    from transformers import AutoConfig
+
+    from swiftall.hub.embedded import embedded_model_dir
+    from swiftall.train.flops import DecoderShapes
+
+    return DecoderShapes.from_config(AutoConfig.from_pretrained(embedded_model_dir()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=192)
     parser.add_argument("--steps", type=int, default=-1, help="optimizer steps per variant (default: one epoch)")
-    parser.add_argument("--variants", default="plain,grouped,padding_free,packing")
+    parser.add_argument("--variants", default="plain,grouped,padding_free,packing",
+                        help="comma-separated; each may add +flag=value or +ENV_VAR=value overrides")
     parser.add_argument("--ms_swift", help="path to ms-swift's `swift` executable, to run it side by side")
     parser.add_argument("--gradient_checkpointing", choices=("default", "true", "false"), default="default",
                         help="default: each tool's own default (swiftall off, ms-swift on); true/false: both sides")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-sft-"))
     dataset = bench_rows(args.rows, workdir)
+    shapes = model_shapes()
     results = []
-    for name in args.variants.split(","):
-        results.append(run_ours(name, dataset, args.steps, workdir, args.gradient_checkpointing))
-        print(f"{name}: {results[-1]}", flush=True)
-    base = results[0]
-    print(f"\nSFT benchmark: SmolLM2-135M-Instruct, LoRA, fp32, max_length 512, batch 4, {args.rows} rows of sft.jsonl, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-    print(f"{'variant':<14}{'steps':>6}{'s/step':>8}{'trained tok/s':>15}{'tok/s':>9}{'1st step s':>11}"
-          f"{'peak GiB':>9}{'loss':>8}{'vs ' + base['variant']:>12}")
-    for r in results:
-        print(f"{r['variant']:<14}{r['steps']:>6}{r['s_per_step']:>8.2f}{r['trained_tok_s']:>15.1f}{r['tok_s']:>9.1f}"
-              f"{r['first_step_s']:>11.1f}{r['peak_rss_gib']:>9.2f}{r['train_loss']:>8.3f}"
-              f"{r['trained_tok_s'] / base['trained_tok_s']:>11.2f}x", flush=True)
+    for i, spec in enumerate(args.variants.split(",")):
+        base, config, env = parse_variant(spec)
+        result = run_ours(base, dataset, args.steps, workdir / str(i), args.gradient_checkpointing, extra=config,
+                          env=env)
+        result["variant"] = spec
+        add_efficiency(result, shapes)
+        results.append(result)
+        print(f"{spec}: {result}", flush=True)
+    print_table(results, args.rows)
     if args.ms_swift:
-        from swiftall.hub.embedded import embedded_model_dir
-
-        steps = results[0]["steps"]
-        gc = args.gradient_checkpointing
-        ms = run_ms_swift(args.ms_swift, dataset, steps, str(embedded_model_dir()), workdir, gc)
-        print(f"\nms-swift side by side ({steps} steps, same rows): {ms['s_per_step']:.2f} s/step, "
-              f"{ms['first_step_s']:.0f} s before its first step")
-        print("  ms-swift settings: " + MS_SWIFT_SETTINGS.format(gc={"default": "on (its default)"}.get(gc, gc)))
-        print("  swiftall settings: the variants above (padding_free: per-sample SDPA attention, no flash-attn "
-              f"needed); gradient checkpointing {({'default': 'off (its default)'}).get(gc, gc)}")
-        for r in results:  # only variants that train on the same rows in the same order as ms-swift
-            if r["steps"] == steps and r["variant"] in ("plain", "padding_free"):
-                print(f"  swiftall {r['variant']:<13} {ms['s_per_step'] / r['s_per_step']:.2f}x ms-swift's throughput "
-                      f"(same rows and steps); first step {r['first_step_s']:.0f} s vs {ms['first_step_s']:.0f} s")
+        side_by_side(args, dataset, workdir, results)
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\nraw results: {workdir / 'results.json'}")
+
+
+def side_by_side(args: argparse.Namespace, dataset: Path, workdir: Path, results: list[dict]) -> None:
+    from swiftall.hub.embedded import embedded_model_dir
+
+    steps = results[0]["steps"]
+    gc = args.gradient_checkpointing
+    ms = run_ms_swift(args.ms_swift, dataset, steps, str(embedded_model_dir()), workdir, gc)
+    print(f"\nms-swift side by side ({steps} steps, same rows): {ms['s_per_step']:.2f} s/step, "
+          f"{ms['first_step_s']:.0f} s before its first step")
+    print("  ms-swift settings: " + MS_SWIFT_SETTINGS.format(gc={"default": "on (its default)"}.get(gc, gc)))
+    print("  swiftall settings: the variants above (padding_free: per-sample SDPA attention, no flash-attn "
+          f"needed); gradient checkpointing {({'default': 'off (its default)'}).get(gc, gc)}")
+    for r in results:  # only variants that train on the same rows in the same order as ms-swift
+        if r["steps"] == steps and r["variant"] in ("plain", "padding_free"):
+            print(f"  swiftall {r['variant']:<13} {ms['s_per_step'] / r['s_per_step']:.2f}x ms-swift's throughput "
+                  f"(same rows and steps); first step {r['first_step_s']:.0f} s vs {ms['first_step_s']:.0f} s")
 
 
 if __name__ == "__main__":
