@@ -6,6 +6,7 @@ from typing import Any
 
 from ..utils.errors import ConfigError
 from .base import Config
+from .distributed import DistributedSection
 from .eval_task import EvalTaskSection, TrainEvalSection
 from .inference import EngineSection, GenerationSection, MediaSection, QuerySection, SamplingSection
 from .sections import (AdapterSection, CommonSection, DataSection, EncodeSection, ModelSection, OutputSection,
@@ -16,7 +17,7 @@ from .tuning import TRAIN_QUANT, QuantSection, TunerOptionsSection
 
 MODEL = (ModelSection, CommonSection)
 TRAINING = (*MODEL, TemplateSection, DataSection, EncodeSection, TunerSection, TunerOptionsSection, QuantSection,
-            FreezeSection, MediaSection, TrainSection, SeedSection, OutputSection)
+            FreezeSection, MediaSection, TrainSection, SeedSection, OutputSection, DistributedSection)
 
 
 class MediaMixin:

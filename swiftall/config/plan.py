@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..utils.errors import ConfigError
 from .base import Config, Section, arg
+from .distributed import DistributedSection
 from .inference import EngineSection, GenerationSection
 from .rlhf import RlhfSection
 from .sections import CommonSection, DataSection, ModelSection, TemplateSection
@@ -41,10 +42,6 @@ class PlanSection(Section):
     title = "what is planned"
     plan_task: str = arg("sft", "The command planned (also given as the first word: swiftall plan infer ...)",
                          choices=PLANNED, aliases=("plan_command",))
-    nproc_per_node: int = arg(1, "Processes (devices) training together; with --deepspeed/--fsdp they share states")
-    deepspeed: Optional[str] = arg(None, "ZeRO stage: zero1 shards optimizer states, zero2 also gradients, zero3 "
-                                   "also weights", choices=("zero0", "zero1", "zero2", "zero3"))
-    fsdp: bool = arg(False, "FSDP full sharding (weights, gradients and states divided like ZeRO-3)")
     optim: str = arg("adamw_torch", "Optimizer: AdamW keeps two float32 moments per trainable weight; an 8-bit one "
                      "(adamw_bnb_8bit) two bytes", choices=("adamw_torch", "adamw_bnb_8bit", "adamw_8bit"))
     num_rows: int = arg(1000, "Rows in one epoch, for the time per epoch")
@@ -52,9 +49,8 @@ class PlanSection(Section):
     calibrate: bool = arg(False, "Run 3 real training steps of this setting here and fit the time per step to them")
 
     def check(self) -> None:
-        for name in ("nproc_per_node", "num_rows"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_rows < 1:
+            raise ConfigError(f"--num_rows must be at least 1, got {self.num_rows}")
         if self.media_per_row < 0:
             raise ConfigError(f"--media_per_row must be >= 0, got {self.media_per_row}")
 
@@ -78,7 +74,7 @@ class PlanConfig(Config):
 
     command = "plan"
     sections = (ModelSection, CommonSection, PlanSection, MachineSection, TunerSection, QuantSection, TemplateSection,
-                TrainSection, RlhfSection, EngineSection, GenerationSection)
+                TrainSection, RlhfSection, EngineSection, GenerationSection, DistributedSection)
 
     def check(self) -> None:
         if not self.section("model").given():

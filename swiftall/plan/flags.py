@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..config.distributed import zero_stage
 from ..utils.errors import ConfigError
 from .machine import Machine, detect_machine, given_machine
 from .setting import Setting
@@ -44,8 +45,7 @@ def setting_from(cfg: Any, machine: Machine, task: Optional[str] = None) -> Sett
         task = "infer"
     training = task in ("sft", "pt", "rlhf")
     quant = (getattr(cfg, "quant_bits", None) or 4) if getattr(cfg, "quant_method", None) == "bnb" else None
-    deepspeed = getattr(cfg, "deepspeed", None)
-    zero = 3 if getattr(cfg, "fsdp", False) else (int(deepspeed[-1]) if deepspeed else 0)
+    zero = zero_stage(getattr(cfg, "deepspeed", None), getattr(cfg, "fsdp", None))
     return Setting(
         task=task, rlhf_type=rlhf_type, train_type=getattr(cfg, "train_type", "lora"),
         lora_rank=getattr(cfg, "lora_rank", 8), quant_bits=quant,
@@ -53,5 +53,5 @@ def setting_from(cfg: Any, machine: Machine, task: Optional[str] = None) -> Sett
         batch=getattr(cfg, "per_device_train_batch_size", 1) if training else getattr(cfg, "max_batch_size", 16),
         length=getattr(cfg, "max_length", None) or 2048, new_tokens=getattr(cfg, "max_new_tokens", 512),
         checkpointing=bool(getattr(cfg, "gradient_checkpointing", False)), optim=getattr(cfg, "optim", "adamw_torch"),
-        zero_stage=zero, nproc=getattr(cfg, "nproc_per_node", 1), device=machine.device,
+        zero_stage=zero, nproc=getattr(cfg, "nproc_per_node", None) or 1, device=machine.device,
         media_items=getattr(cfg, "media_per_row", 0), attn=getattr(cfg, "attn_impl", None) or "sdpa")

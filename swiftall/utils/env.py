@@ -42,6 +42,11 @@ def no_color() -> bool:
     return "NO_COLOR" in os.environ
 
 
+def verbose() -> bool:
+    """SWIFTALL_VERBOSE=1: show library warnings and notes in the Python API too (the CLI has --verbose)."""
+    return _truthy(os.environ.get("SWIFTALL_VERBOSE"))
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -56,3 +61,25 @@ def quiet_gradio(temp_dir: str) -> None:
 def select_gpus(gpus: str) -> None:
     """`--gpus 0,1`: the CUDA devices this process may use (set before CUDA is first initialised)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus).replace(" ", "")
+
+
+LAUNCH_VARIABLES = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launch_request() -> dict[str, str]:
+    """ms-swift's launch variables that are set (NPROC_PER_NODE=2 swiftall sft ... re-launches under torchrun)."""
+    return {name: os.environ[name] for name in LAUNCH_VARIABLES if os.environ.get(name, "").strip()}
+
+
+def launched_world() -> tuple[int, int] | None:
+    """(rank, world size) when this process was started by torchrun, accelerate launch or deepspeed, else None."""
+    if "LOCAL_RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
+        return None
+    rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or "0"
+    return int(rank), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def is_main_process() -> bool:
+    """True outside a multi-process run and on its global rank 0: the process that writes logs, plots and args.json."""
+    world = launched_world()
+    return world is None or world[0] == 0
