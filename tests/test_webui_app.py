@@ -2,7 +2,9 @@
 --auth on the page and its API, uploads kept under the UI's own temp folder, the warning for an open host."""
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +177,72 @@ def test_model_preload_waits_for_the_first_page(tmp_path):
     late = threading.Event()
     app.after_first_page(late.set, grace_s=0.2)
     assert late.wait(5)
+
+
+def _train_tab(tmp_path):
+    import gradio as gr
+
+    from swiftall.webui.i18n import translator
+    from swiftall.webui.runs import RunManager
+    from swiftall.webui.tabs.train import TrainTab
+
+    tab = TrainTab(gr, RunManager(tmp_path / "runs"), translator("en"), {}, None)
+    with gr.Blocks():
+        tab.build()
+    return tab
+
+
+def _train_values(tab, method, **flags):
+    """The Train tab's inputs as a user leaves them: each field's initial value, `flags` typed over them."""
+    values = [method, None]
+    for form in (tab.form, tab.rlhf):
+        values += [flags.get(name, form.components[name].value) for name in form.names]
+        values.append(flags.get(f"{form.cls.command}_extra", ""))
+    return values
+
+
+def test_train_tab_offers_every_rlhf_method_as_an_rlhf_command_line(tmp_path, write_jsonl):
+    from swiftall.config.rlhf import RLHF_TYPES
+
+    tab = _train_tab(tmp_path)
+    data = write_jsonl([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}],
+                        "rejected_response": "Go away."}])
+    assert tab.method.choices == [(m, m) for m in ("sft", *RLHF_TYPES)]
+    needs = {"grpo": {"reward_funcs": "accuracy"}, "ppo": {"reward_model": "smollm2-135m-instruct"},
+             "gkd": {"teacher_model": "smollm2-135m-instruct"}}
+    for method in RLHF_TYPES:
+        values = _train_values(tab, method, model="smollm2-135m-instruct", dataset=str(data), **needs.get(method, {}))
+        status, command = tab.on_command(*values)
+        assert status == "" and command.startswith(f"swiftall rlhf --rlhf_type {method} "), (method, status)
+    sft = tab.on_command(*_train_values(tab, "sft", model="smollm2-135m-instruct", dataset=str(data)))[1]
+    assert sft.startswith("swiftall sft ") and "rlhf_type" not in sft
+    for method, field in (("grpo", "--reward_funcs"), ("gkd", "--teacher_model")):
+        status, _ = tab.on_start(*_train_values(tab, method, model="smollm2-135m-instruct", dataset=str(data)))
+        assert status.startswith("**Error:**") and field in status, status
+    status, _ = tab.on_start(*_train_values(tab, "dpo", model="smollm2-135m-instruct", dataset=str(data),
+                                            beta="lots"))
+    assert status.startswith("**Error:**") and "--beta" in status, status
+
+
+@pytest.mark.slow
+def test_train_tab_starts_a_real_dpo_run(tmp_path, tiny_dir, write_jsonl):
+    """Start with method dpo: a `swiftall rlhf --rlhf_type dpo` process of its own, which trains and saves."""
+    from test_webui import wait_for
+
+    tab = _train_tab(tmp_path)
+    rows = [{"messages": [{"role": "user", "content": f"Say {i}"}, {"role": "assistant", "content": f"{i}."}],
+             "rejected_response": f"No {i}."} for i in range(4)]
+    values = _train_values(tab, "dpo", model=str(tiny_dir), dataset=str(write_jsonl(rows)), max_steps=2,
+                           save_steps=2, logging_steps=1, per_device_train_batch_size=2, max_length=64,
+                           output_dir="dpo-run")
+    status, command = tab.on_start(*values)
+    assert status.startswith("started **dpo-run**"), status
+    record = tab.manager.read("dpo-run")
+    assert record["argv"][1:6] == ["-m", "swiftall", "rlhf", "--rlhf_type", "dpo"] and record["pid"]
+    wait_for(lambda: tab.manager.status(tab.manager.read("dpo-run")) != "running", timeout=600)
+    record = tab.manager.read("dpo-run")
+    assert tab.manager.status(record) == "finished", Path(record["log"]).read_text()[-2000:]
+    folder = tmp_path / "runs" / "dpo-run"
+    assert (folder / "adapter_config.json").is_file()
+    logged = [json.loads(line) for line in (folder / "logging.jsonl").read_text().splitlines()]
+    assert any("loss" in row for row in logged)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import RlhfConfig, SftConfig
+from ...config.rlhf import RLHF_TYPES
 from .. import forms
 from ..commandform import CommandForm, place_output_dir, start_run
 from ..runs import RunManager
@@ -16,7 +17,7 @@ MAIN = ["model", "dataset", "train_type", "lora_rank", "lora_alpha", "learning_r
         "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps",
         "system", "model_name", "model_author", "output_dir"]
 RLHF = ["rlhf_type", "beta", "reward_funcs", "num_generations", "reward_model", "teacher_model"]
-METHODS = ["sft", "dpo", "kto", "cpo", "simpo", "orpo", "rm", "ppo", "grpo", "gkd"]
+METHODS = ["sft", *RLHF_TYPES]
 
 
 class TrainTab:
