@@ -246,3 +246,61 @@ def test_train_tab_starts_a_real_dpo_run(tmp_path, tiny_dir, write_jsonl):
     assert (folder / "adapter_config.json").is_file()
     logged = [json.loads(line) for line in (folder / "logging.jsonl").read_text().splitlines()]
     assert any("loss" in row for row in logged)
+
+
+def _deploy_tab(tmp_path):
+    import gradio as gr
+
+    from swiftall.webui.i18n import translator
+    from swiftall.webui.runs import RunManager
+    from swiftall.webui.tabs.deploy import deploy_tab
+
+    tab = deploy_tab(gr, RunManager(tmp_path / "runs"), translator("en"), {})
+    with gr.Blocks():
+        tab.build()
+    return tab
+
+
+def _form_values(form, **flags):
+    return [flags.get(name, form.components[name].value) for name in form.names] + [flags.get("extra", "")]
+
+
+@pytest.mark.slow
+def test_deploy_tab_starts_a_server_shows_its_url_and_stops_it(tmp_path, tiny_dir):
+    """Start: a `swiftall deploy` process; the tab shows its URL as answering and a curl example that works; Stop
+    ends every process of it."""
+    from test_webui import wait_for
+
+    from swiftall.webui.runs import _group_exists
+
+    tab = _deploy_tab(tmp_path)
+    status, run_id = tab.on_start(*_form_values(tab.form, model=str(tiny_dir), port=0, max_new_tokens=4))
+    assert status.startswith(f"started **{run_id}**"), status
+    record = tab.manager.read(run_id)
+    assert record["argv"][1:4] == ["-m", "swiftall", "deploy"]
+    log, url, curl = wait_for(lambda: (shown := tab.follow(run_id)) and "(answering as model " in shown[1] and shown,
+                              timeout=300, show=lambda: tab.follow(run_id))
+    base = url.split("**")[1].removesuffix("/v1")
+    assert log.startswith("[running]") and base.startswith("http://127.0.0.1:") and not base.endswith(":0")
+    assert curl.startswith(f"curl {base}/v1/chat/completions")
+    body = json.loads(curl.split("-d ", 1)[1].strip("'"))
+    reply = httpx.post(f"{base}/v1/chat/completions", json={**body, "max_tokens": 4}, timeout=120)
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["role"] == "assistant"
+    assert "every process of the run is gone" in tab.on_stop(run_id)
+    assert not _group_exists(record["pid"])
+    assert tab.follow(run_id)[1].endswith("(stopped)")
+
+
+def test_deploy_tab_refuses_a_port_in_use(tmp_path):
+    import socket
+
+    tab = _deploy_tab(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        status, run_id = tab.on_start(*_form_values(tab.form, model="smollm2-135m-instruct", port=port))
+    assert run_id is None and status.startswith(f"**Error:** --port {port} on 127.0.0.1:"), status
+    status, run_id = tab.on_start(*_form_values(tab.form, model="/no/such/model", port=0))
+    assert run_id is None and "--model /no/such/model" in status
+    assert tab.manager.all_records() == []
