@@ -33,7 +33,8 @@ class DistributedSection(Section):
                                      choices=BACKENDS)
     ddp_timeout: int = arg(1800, "Seconds a collective may wait for the other processes before the run fails")
     ddp_find_unused_parameters: Optional[bool] = arg(None, "DDP: look for parameters that got no gradient each step "
-                                                     "(slower; needed when some layers are skipped)")
+                                                     "(default false: slower; set true when some trained layers are "
+                                                     "skipped in a forward pass)")
     deepspeed: Optional[str] = arg(None, "DeepSpeed ZeRO: zero0..zero3 (zero1 shards optimizer states, zero2 also "
                                    "gradients, zero3 also weights), zero2_offload/zero3_offload (states in CPU "
                                    "memory), or a DeepSpeed JSON file", metavar="STAGE|FILE.json")
@@ -71,7 +72,7 @@ def _check_preset(flag: str, value: Optional[str], presets: tuple[str, ...]) -> 
         return
     import difflib
 
-    close = difflib.get_close_matches(value, presets, n=1)
+    close = [p for p in presets if p.startswith(value)] or difflib.get_close_matches(value, presets, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     raise ConfigError(f"--{flag} {value}: not one of {', '.join(presets)}{hint}, nor a .json file")
 
