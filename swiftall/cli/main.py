@@ -71,16 +71,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         from ..utils.quiet import quiet_libraries, verbose_in
 
         quiet_libraries(verbose_in(rest))  # library deprecation notes hidden unless --verbose
+        from .launch import maybe_relaunch
+
+        if config_name and (code := maybe_relaunch(command, rest, _config_class(config_name))) is not None:
+            return code  # ran under torchrun (--nproc_per_node / NPROC_PER_NODE)
         entry = getattr(importlib.import_module(module), function)
         entry(rest)
         return 0
     except SwiftallError as exc:
+        from .launch import rank_label
+
         message = str(exc).removeprefix(f"swiftall {command}: ")
-        print(f"swiftall {command}: error: {message}", file=sys.stderr)
+        print(f"swiftall {command}{rank_label()}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nswiftall {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _config_class(name: str) -> type:
+    from .. import config as configs
+
+    return getattr(configs, name)
 
 
 if __name__ == "__main__":  # python -m swiftall.cli.main
