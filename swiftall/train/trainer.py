@@ -8,6 +8,7 @@ from transformers import Trainer, TrainingArguments
 
 from ..templates import IGNORE
 from .callbacks import JsonlLogger, TimeToFirstStep
+from .distributed import distributed_arguments
 from .checkpoints import AtomicCheckpoints
 from .throughput import ThroughputMixin
 
@@ -101,6 +102,7 @@ def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingAr
         use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False,
         disable_tqdm=False,
+        **distributed_arguments(cfg, on_cpu=not torch.cuda.is_available()),  # --ddp_*, --deepspeed, --fsdp
     )
 
 
