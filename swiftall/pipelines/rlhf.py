@@ -27,6 +27,7 @@ from ..tuners.compat import check_compat
 from ..tuners.freeze import freeze_parts
 from ..tuners.peft_compat import skip_unused_gptq_probe
 from ..tuners.runs import agreed_base, read_run
+from ..utils.env import is_main_process
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
@@ -107,7 +108,8 @@ def _run(cfg: Any) -> dict[str, Any]:
     cfg.output_dir = str(output_dir)
     saved = {"command": cfg.command, **cfg.to_dict(), "model_path": str(Path(info.path).resolve()),
              "start_adapters": list(start)}  # what infer/export merge before this run's adapter
-    (output_dir / "args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
+    if is_main_process():  # one writer of the run's files in a multi-process run
+        (output_dir / "args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     skip_unused_gptq_probe()  # before peft wraps layers (here or inside TRL's trainer)
@@ -125,7 +127,8 @@ def _run(cfg: Any) -> dict[str, Any]:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
-    tokenizer.save_pretrained(str(output_dir))
+    if is_main_process():
+        tokenizer.save_pretrained(str(output_dir))
     return _summary(cfg, trainer, result, data, output_dir, started)
 
 
@@ -161,7 +164,7 @@ def _rollouts(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any]:
 
 
 def _summary(cfg: Any, trainer: Any, result: Any, data: Any, output_dir: Path, started: float) -> dict[str, Any]:
-    plots = write_plots(output_dir, CURVES)
+    plots = write_plots(output_dir, CURVES) if is_main_process() else []
     summary = {
         "output_dir": str(output_dir),
         "rlhf_type": cfg.rlhf_type,

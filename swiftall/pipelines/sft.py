@@ -20,6 +20,7 @@ from ..train.varlen import use_varlen_attention
 from ..tuners import apply_tuner, count_parameters
 from ..tuners.compat import check_compat
 from ..tuners.quant import check_quant, load_base
+from ..utils.env import is_main_process
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
 from .common import counted, model_info
@@ -53,7 +54,8 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     scoring = load_training_tasks(cfg)  # --eval_dataset, scored by generation every --eval_steps; checked here too
     create_output_dir(output_dir)  # only now: a run that fails its checks leaves no folder behind
     # the resolved config that runs; model_path absolute, so runs resolve their base from any folder
-    _save_args(cfg.to_dict() | {"model_path": str(Path(info.path).resolve())}, output_dir)
+    if is_main_process():  # one writer of the run's files in a multi-process run
+        _save_args(cfg.to_dict() | {"model_path": str(Path(info.path).resolve())}, output_dir)
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     model = load_base(info, cfg)  # quantized with --quant_method (QLoRA)
@@ -85,7 +87,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
 
 def _summary(trainer: Any, result: Any, data: Any, output_dir: Path, started: float) -> dict[str, Any]:
     """What sft_main returns: the run's folder, steps, losses, time and tokens (the plots written first)."""
-    plots = write_plots(output_dir)
+    plots = write_plots(output_dir) if is_main_process() else []
     return {
         "output_dir": str(output_dir),
         "global_step": trainer.state.global_step,

@@ -15,6 +15,7 @@ from ..train.plots import write_plots
 from ..train.tasks.data import build_task_data
 from ..train.tasks.trainer import build_task_trainer
 from ..tuners import count_parameters
+from ..utils.env import is_main_process
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from .common import counted, model_info
@@ -73,13 +74,15 @@ def task_main(cfg: Any, started: float) -> dict[str, Any]:
         raise
     trainer.save_model(str(output_dir))
     trainer.save_state()
-    spec.save(output_dir)
+    if is_main_process():
+        spec.save(output_dir)
     after = (_last_eval(trainer) or trainer.evaluate()) if data.val else {}
+    plots = [str(p) for p in write_plots(output_dir)] if is_main_process() else []
     logger.info(f"done: {counted(trainer.state.global_step, 'step')}; {cfg.task_type} model in {output_dir}"
                 + (f"; validation {_brief(before)} -> {_brief(after)}" if after else ""))
     return {"output_dir": str(output_dir), "global_step": trainer.state.global_step,
             "train_loss": result.training_loss, "eval_before": before, "eval": after,
-            "train_runtime_s": round(time.time() - started, 2), "plots": [str(p) for p in write_plots(output_dir)],
+            "train_runtime_s": round(time.time() - started, 2), "plots": plots,
             "rows": {"train": len(data.train), "val": len(data.val), "dropped": data.report.n_dropped}}
 
 
@@ -97,6 +100,8 @@ def _brief(metrics: dict[str, float]) -> str:
 
 
 def _write_run_files(cfg: Any, info: Any, spec: TaskSpec, output_dir: Path) -> None:
+    if not is_main_process():  # one writer of the run's files in a multi-process run
+        return
     data = {"command": "sft", **cfg.to_dict(), "model_path": str(Path(info.path).resolve())}
     (output_dir / "args.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     spec.save(output_dir)
