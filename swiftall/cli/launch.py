@@ -1,0 +1,125 @@
+"""Multi-process training: `NPROC_PER_NODE=2 swiftall sft ...` (ms-swift's variables) or `swiftall sft
+--nproc_per_node 2 ...` re-launches the same command under torchrun (`python -m torch.distributed.run`); a process
+that torchrun, `accelerate launch` or `deepspeed` already started (LOCAL_RANK/WORLD_SIZE set) runs as it is.
+
+The flags are checked once, here, before any process starts; every process gets the same --output_dir (a run folder
+named by the time would differ between processes started a second apart)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..utils import env
+from ..utils.errors import ConfigError
+
+TRAINING_COMMANDS = ("sft", "pt", "rlhf", "dpo")
+DEFAULT_PORT = 29500  # torchrun's own default, for runs across machines
+
+
+@dataclass
+class LaunchPlan:
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: Optional[int] = None
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
+def rank_label() -> str:
+    """' (rank 1 of 2)' inside a multi-process run, '' otherwise: error messages say which process failed."""
+    world = env.launched_world()
+    return f" (rank {world[0]} of {world[1]})" if world and world[1] > 1 else ""
+
+
+def maybe_relaunch(command: str, argv: list[str], config_cls: Any) -> Optional[int]:
+    """The exit code of a torchrun launch, or None when this process should run the command itself."""
+    if command not in TRAINING_COMMANDS:
+        return None
+    world = env.launched_world()
+    if world is not None:
+        _inside_launch(config_cls, argv, world)
+        return None
+    cfg = config_cls.from_any(argv)  # every flag checked once, before N processes start
+    plan = launch_plan(cfg, env.launch_request())
+    if plan.world_size == 1:
+        return None
+    extra = _output_dir_args(cfg, plan)
+    cmd = torchrun_command(plan, command, [*argv, *extra])
+    print(f"[swiftall] launching {plan.nproc_per_node} process(es) on node {plan.node_rank} of {plan.nnodes} "
+          f"under torchrun", file=sys.stderr)
+    code = subprocess.call(cmd)
+    if code != 0:
+        print(f"swiftall {command}: error: the distributed run failed (exit {code}); the first message naming a "
+              "rank above is the cause", file=sys.stderr)
+    return code
+
+
+def launch_plan(cfg: Any, variables: dict[str, str]) -> LaunchPlan:
+    """Flags first, then NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT, then single-process defaults."""
+    plan = LaunchPlan()
+    for name, low in (("nproc_per_node", 1), ("nnodes", 1), ("node_rank", 0), ("master_port", 1)):
+        value = getattr(cfg, name)
+        if value is None and name.upper() in variables:
+            value = _int_variable(name.upper(), variables[name.upper()], low)
+        if value is not None:
+            setattr(plan, name, value)
+    plan.master_addr = cfg.master_addr or variables.get("MASTER_ADDR") or plan.master_addr
+    if plan.node_rank >= plan.nnodes:
+        raise ConfigError(f"node rank {plan.node_rank} with {plan.nnodes} node(s): ranks are 0..{plan.nnodes - 1} "
+                          "(--node_rank / NODE_RANK)")
+    if plan.nnodes > 1 and plan.master_port is None:
+        plan.master_port = DEFAULT_PORT
+    return plan
+
+
+def _int_variable(name: str, text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={text!r}: expected a whole number (or unset it)") from None
+    if value < low:
+        raise ConfigError(f"environment variable {name}={value}: must be at least {low}")
+    return value
+
+
+def torchrun_command(plan: LaunchPlan, command: str, argv: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={plan.nproc_per_node}"]
+    if plan.nnodes == 1 and plan.master_port is None:
+        cmd.append("--standalone")  # a free port on this machine
+    else:
+        cmd += [f"--nnodes={plan.nnodes}", f"--node_rank={plan.node_rank}", f"--master_addr={plan.master_addr}",
+                f"--master_port={plan.master_port}"]
+    return [*cmd, "-m", "swiftall.cli.main", command, *argv]
+
+
+def _output_dir_args(cfg: Any, plan: LaunchPlan) -> list[str]:
+    if cfg.output_dir or cfg.resume_from_checkpoint:
+        return []
+    if plan.nnodes > 1:
+        raise ConfigError("a run on several machines needs --output_dir: a folder every node reaches (shared "
+                          "storage), so all nodes write one run")
+    from ..train.outputs import default_output_dir
+
+    return ["--output_dir", str(default_output_dir(cfg.model))]
+
+
+def _inside_launch(config_cls: Any, argv: list[str], world: tuple[int, int]) -> None:
+    """Started by torchrun/accelerate/deepspeed: only rank 0 talks at info level; all ranks need one run folder."""
+    rank, size = world
+    if size <= 1:
+        return
+    if rank != 0:
+        from ..utils.log import get_logger
+
+        get_logger().setLevel("WARNING")
+    cfg = config_cls.from_any(argv)
+    if not (cfg.output_dir or cfg.resume_from_checkpoint):
+        raise ConfigError(f"started by a launcher with {size} processes but without --output_dir: each process would "
+                          "name its own run folder by the time; pass --output_dir (or launch with swiftall's own "
+                          "--nproc_per_node, which picks one folder for all)")

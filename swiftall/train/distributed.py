@@ -1,0 +1,85 @@
+"""The distributed flags as TrainingArguments: process-group settings, DeepSpeed ZeRO configs (shipped presets whose
+"auto" values transformers fills from the run), and FSDP2 configs.
+
+accelerate only switches to FSDP on accelerator devices: on CPU (MULTI_CPU) an FSDP plugin is ignored and the run
+would silently be plain DDP. swiftall refuses that instead (`check_engine`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config.distributed import FSDP_PRESETS, ZERO_PRESETS
+from ..utils.env import launched_world
+from ..utils.errors import ConfigError
+from ..utils.optional import require
+
+DS_CONFIGS = Path(__file__).parent / "ds_configs"
+FSDP_MODES = {  # --fsdp preset -> transformers' fsdp_config (FSDP2)
+    "full_shard": {"reshard_after_forward": True},
+    "shard_grad_op": {"reshard_after_forward": False},
+    "hybrid_shard": {"reshard_after_forward": True},
+    "offload": {"reshard_after_forward": True, "cpu_offload": True},
+}
+
+
+def distributed_arguments(cfg: Any, on_cpu: bool) -> dict[str, Any]:
+    """Keyword arguments of TrainingArguments for --ddp_*, --deepspeed and --fsdp."""
+    kwargs: dict[str, Any] = {"ddp_timeout": getattr(cfg, "ddp_timeout", 1800)}
+    world = launched_world()
+    if world is not None and world[1] > 1:  # a backend given to one process would start an empty process group
+        backend = getattr(cfg, "ddp_backend", None) or ("gloo" if on_cpu else None)  # accelerate takes mpi if built
+        if backend is not None:
+            kwargs["ddp_backend"] = backend
+    # transformers' default (True for peft models) costs a graph walk per step and warns on every rank
+    kwargs["ddp_find_unused_parameters"] = bool(getattr(cfg, "ddp_find_unused_parameters", None))
+    deepspeed, fsdp = getattr(cfg, "deepspeed", None), getattr(cfg, "fsdp", None)
+    check_engine(deepspeed, fsdp, on_cpu)
+    if deepspeed:
+        kwargs["deepspeed"] = deepspeed_config(deepspeed)
+    if fsdp:
+        kwargs["fsdp"] = True
+        kwargs["fsdp_config"] = fsdp_config(fsdp)
+    return kwargs
+
+
+def check_engine(deepspeed: Optional[str], fsdp: Optional[str], on_cpu: bool) -> None:
+    if deepspeed:
+        require("deepspeed", "deepspeed", f"--deepspeed {deepspeed}")
+    if fsdp and on_cpu:
+        raise ConfigError(f"--fsdp {fsdp} on CPU: accelerate runs FSDP only on GPUs/accelerators and would silently "
+                          "train as plain DDP here (every process holding the whole model); drop --fsdp for DDP, or use "
+                          "--deepspeed zero3 (ZeRO-3 shards the same states and runs on CPU with gloo)")
+
+
+def deepspeed_config(value: str) -> dict[str, Any]:
+    """A shipped preset (zero0..zero3, zero2_offload, zero3_offload) or the user's JSON file, as a dict."""
+    path = DS_CONFIGS / f"{value}.json" if value in ZERO_PRESETS else Path(value).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"--deepspeed {value}: cannot read {path} ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--deepspeed {value}: {path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--deepspeed {value}: {path} holds {type(data).__name__}; a DeepSpeed config is an object")
+    return data
+
+
+def fsdp_config(value: str) -> dict[str, Any]:
+    """A preset (FSDP_MODES) or the user's JSON file; always FSDP2 (torch's fully_shard)."""
+    if value in FSDP_PRESETS:
+        data = dict(FSDP_MODES[value])
+    else:
+        try:
+            data = json.loads(Path(value).expanduser().read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--fsdp {value}: cannot read an FSDP JSON config ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"--fsdp {value}: expected a JSON object of fsdp_config keys")
+    version = int(data.get("version", data.get("fsdp_version", 2)))
+    if version != 2:
+        raise ConfigError(f"--fsdp {value}: FSDP version {version}; swiftall runs FSDP2 (fully_shard): set "
+                          "\"version\": 2 or leave it out")
+    return {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "state_dict_type": "FULL_STATE_DICT",
+            **data}

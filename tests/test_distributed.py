@@ -1,0 +1,196 @@
+"""Scale-out: the torchrun relaunch, its flags and errors, and the proof that 2 processes train the same model as 1.
+
+The slow tests run `swiftall sft` as a user would (NPROC_PER_NODE=2, gloo on this CPU) on the tiny llama."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from swiftall.cli.launch import launch_plan, maybe_relaunch, torchrun_command
+from swiftall.cli.main import main
+from swiftall.config import SftConfig
+from swiftall.utils.errors import ConfigError
+
+from conftest import chat
+
+BASE = ["--model", "m", "--dataset", "d.jsonl"]
+
+
+def sft(*flags: str) -> SftConfig:
+    return SftConfig.from_any([*BASE, *flags])
+
+
+def test_flags_then_environment_then_one_process():
+    assert launch_plan(sft(), {}).world_size == 1
+    plan = launch_plan(sft(), {"NPROC_PER_NODE": "2", "NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1"})
+    assert (plan.nproc_per_node, plan.nnodes, plan.node_rank, plan.master_addr, plan.master_port) == \
+        (2, 2, 1, "10.0.0.1", 29500)
+    plan = launch_plan(sft("--nproc_per_node", "4", "--master_port", "1234"), {"NPROC_PER_NODE": "2"})
+    assert (plan.nproc_per_node, plan.master_port, plan.world_size) == (4, 1234, 4)
+
+
+def test_torchrun_command_is_standalone_on_one_machine_and_explicit_across_machines():
+    one = torchrun_command(launch_plan(sft("--nproc_per_node", "2"), {}), "sft", ["--x", "1"])
+    assert one[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    assert one[-5:] == ["-m", "swiftall.cli.main", "sft", "--x", "1"]
+    many = torchrun_command(launch_plan(sft(), {"NPROC_PER_NODE": "8", "NNODES": "4", "NODE_RANK": "3",
+                                                "MASTER_ADDR": "h0", "MASTER_PORT": "6000"}), "sft", [])
+    assert {"--nnodes=4", "--node_rank=3", "--master_addr=h0", "--master_port=6000"} <= set(many)
+    assert "--standalone" not in many
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--nproc_per_node", "0"], "--nproc_per_node must be at least 1"),
+    (["--master_port", "70000"], "--master_port must be a TCP port"),
+    (["--nnodes", "2", "--node_rank", "2"], "--node_rank 2 with --nnodes 2"),
+    (["--deepspeed", "zero9"], "--deepspeed zero9: not one of zero0"),
+    (["--deepspeed", "missing.json"], "--deepspeed missing.json: no such file"),
+    (["--fsdp", "full"], "did you mean full_shard"),
+    (["--fsdp", "full_shard", "--deepspeed", "zero3"], "choose one sharding engine"),
+    (["--ddp_timeout", "0"], "--ddp_timeout must be at least 1"),
+])
+def test_bad_flags_name_the_flag(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        sft(*flags)
+
+
+def test_bad_environment_variable_is_named():
+    with pytest.raises(ConfigError, match="NPROC_PER_NODE='two'"):
+        launch_plan(sft(), {"NPROC_PER_NODE": "two"})
+    with pytest.raises(ConfigError, match="NNODES=0: must be at least 1"):
+        launch_plan(sft(), {"NNODES": "0"})
+
+
+def test_several_machines_need_a_shared_output_dir(monkeypatch):
+    for name in ("LOCAL_RANK", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NNODES", "2")
+    monkeypatch.setenv("NPROC_PER_NODE", "1")
+    with pytest.raises(ConfigError, match="several machines needs --output_dir"):
+        maybe_relaunch("sft", BASE, SftConfig)
+
+
+def test_a_process_started_by_a_launcher_runs_as_is_and_errors_name_its_rank(monkeypatch, capsys):
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("swiftall"), "level", logging.getLogger("swiftall").level)  # rank 1 quiets it
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("NPROC_PER_NODE", "2")  # inside torchrun: not launched again
+    assert maybe_relaunch("sft", [*BASE, "--output_dir", "o"], SftConfig) is None
+    assert main(["sft", *BASE]) == 2  # no --output_dir: each process would name its own folder
+    err = capsys.readouterr().err
+    assert "swiftall sft (rank 1 of 2): error:" in err and "--output_dir" in err
+
+
+def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_refused():
+    from swiftall.train.distributed import check_engine, deepspeed_config, fsdp_config
+
+    for stage in (0, 1, 2, 3):
+        config = deepspeed_config(f"zero{stage}")
+        assert config["zero_optimization"]["stage"] == stage
+        assert config["train_micro_batch_size_per_gpu"] == "auto"
+    assert deepspeed_config("zero3_offload")["zero_optimization"]["offload_param"]["device"] == "cpu"
+    assert fsdp_config("shard_grad_op") == {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                                            "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": False}
+    with pytest.raises(ConfigError, match="silently train as plain DDP"):
+        check_engine(None, "full_shard", on_cpu=True)
+
+
+# ---- the proof: real runs under torchrun on this CPU (gloo) ---------------------------------------------------
+
+
+def _rows(n: int = 32) -> list[dict]:
+    return [chat(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}. " * (1 + i % 3)) for i in range(n)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(out: Path, model: Path, data: Path, batch: int, env: dict[str, str], *extra: str,
+         wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "swiftall.cli.main", "sft", "--model", str(model), "--dataset", str(data),
+           "--train_type", "full", "--max_steps", "4", "--per_device_train_batch_size", str(batch),
+           "--logging_steps", "1", "--learning_rate", "1e-3", "--save_steps", "100", "--report_to", "none",
+           "--output_dir", str(out), *extra]
+    clean = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NPROC_PER_NODE")}
+    if not wait:
+        return subprocess.Popen(cmd, env=clean | env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, env=clean | env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _losses(out: Path) -> list[float]:
+    rows = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r and "train_loss" not in r]
+
+
+def _weights(out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "model.safetensors"))
+
+
+def assert_same_training(one: Path, other: Path, rel: float = 1e-3, atol: float = 1e-5) -> None:
+    import torch
+
+    a, b = _losses(one), _losses(other)
+    assert len(a) == len(b) == 4, (a, b)
+    assert a[0] != a[-1]  # it trained
+    for x, y in zip(a, b):
+        assert abs(x - y) <= rel * abs(x), (a, b)
+    wa, wb = _weights(one), _weights(other)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], rtol=1e-4, atol=atol), name
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dist")
+    data = folder / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    out = folder / "one"
+    _run(out, tiny_dir, data, 4, {})
+    return folder, data, out
+
+
+@pytest.mark.slow
+def test_two_processes_of_batch_2_train_like_one_of_batch_4(one_process, tiny_dir):
+    folder, data, one = one_process
+    two = folder / "two"
+    proc = _run(two, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"})
+    assert "launching 2 process(es)" in proc.stderr
+    assert_same_training(one, two)
+    args = json.loads((two / "args.json").read_text())
+    assert args["per_device_train_batch_size"] == 2
+    log_steps = [json.loads(line)["step"] for line in (two / "logging.jsonl").read_text().splitlines()]
+    assert log_steps.count(1) == 1  # one writer: rank 1 logged nothing
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(two)  # a plain Hugging Face folder
+
+
+@pytest.mark.slow
+def test_two_nodes_of_one_process_train_like_one_node(one_process, tiny_dir):
+    """NNODES=2 on this machine, master 127.0.0.1: the multi-node path (explicit rendezvous, node ranks)."""
+    folder, data, one = one_process
+    out = folder / "nodes"
+    port = str(_free_port())
+    common = {"NNODES": "2", "NPROC_PER_NODE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    nodes = [_run(out, tiny_dir, data, 2, common | {"NODE_RANK": str(r)}, wait=False) for r in (0, 1)]
+    for node in nodes:
+        output, _ = node.communicate(timeout=600)
+        assert node.returncode == 0, output[-4000:]
+    assert_same_training(one, out)
