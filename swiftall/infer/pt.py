@@ -1,9 +1,10 @@
 """The PyTorch engine: continuous batching over transformers models, per-request sampling, LoRA adapters.
 
-Text requests go through the continuous-batching scheduler (scheduler.py). Requests whose template adds model
-inputs besides token ids (multimodal templates put pixel values etc. in `Encoded.extra`) are answered by
-`model.generate` with those inputs, since their positions and caches are the model's own business. Every forward
--- batch steps, those `generate` calls, embeddings -- runs on the scheduler's one thread (see worker.py).
+Requests go through the continuous-batching scheduler (scheduler.py). Multimodal ones (their template puts pixel
+values etc. in `Encoded.extra`) join the same batch: their prefill runs the family's forward with those inputs, their
+decode steps are text steps (media_prefill.py). Families that cannot join (`media_prefill.unbatchable`) are answered
+by `model.generate`, run as a job whose every token lets the batch take a step. Every forward -- batch steps, those
+`generate` calls, embeddings -- runs on the scheduler's one thread (see worker.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..tuners.adapters import mixed_batches
 from ..utils.errors import ConfigError
 from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
+from .media_prefill import media_inputs, unbatchable
 from .sampling import resolve_params
 from .scheduler import Scheduler, Sequence
 from .worker import cancelled_rows, token_feed
@@ -35,6 +37,7 @@ class PtEngine(Engine):
         self.scheduler = Scheduler(self.model, max_batch_size, max_queue,
                                    use_adapter_names=bool(self.adapters) and mixed_batches(model))
         self.max_model_len = _context_length(model)
+        self.media_fallback = unbatchable(model)  # why media requests take `generate` (None: they join the batch)
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapters: Seq[str] = (), model_type: str | None = None,
@@ -104,7 +107,7 @@ class PtEngine(Engine):
         req = InferRequest.coerce(request)
         encoded = self._encode(req)
         adapter = self._adapter(req.adapter)
-        extras = {k: v for k, v in encoded.extra.items() if k != "truncated_from"}
+        extras = media_inputs(encoded.extra)
         prompt = encoded.input_ids
         if self.max_model_len and len(prompt) >= self.max_model_len:
             raise ConfigError(f"the prompt is {len(prompt)} tokens; this model's context is {self.max_model_len}")
@@ -118,10 +121,11 @@ class PtEngine(Engine):
                             events=events, emit=emit)
             seed = None if config.seed is None else config.seed + i
             params = resolve_params(config, self.model.generation_config, seed)
-            answer.seq = Sequence(list(prompt), params, max_new, eos, answer.on_token, answer.on_finish, adapter)
+            answer.seq = Sequence(list(prompt), params, max_new, eos, answer.on_token, answer.on_finish, adapter,
+                                  media=extras)
             seqs.append(answer.seq)
             answers.append(answer)
-        if extras:
+        if extras and self.media_fallback:
             self.scheduler.call(lambda: self._generate_with_extras(encoded, extras, seqs, config), seqs)
         else:
             self.scheduler.submit(seqs)
@@ -220,7 +224,7 @@ class PtEngine(Engine):
         """Finish queued and running requests (or, with `cancel`, end them now) and stop the engine's threads."""
         self.scheduler.close(timeout, cancel=cancel)
 
-    # ---- multimodal inputs: model.generate ----------------------------------------------------
+    # ---- multimodal inputs of families that cannot join the batch (media_prefill.py): generate --
     def _generate_with_extras(self, encoded: Encoded, extras: dict, seqs: list[Sequence], config: RequestConfig):
         import torch
 
@@ -231,7 +235,9 @@ class PtEngine(Engine):
                       _merge_extras([extras]).items()}
             inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
             kwargs = {"adapter_names": [seqs[0].adapter or BASE_MODEL] * len(seqs)} if self.adapters else {}
-            feed = token_feed(seqs)
+            # text rows step between generate's steps -- unless generate carries peft's per-row adapter hooks,
+            # which stay on the shared modules for the whole call and would apply to those rows' forwards too
+            feed = token_feed(seqs, None if self.adapters else self.scheduler.step_between)
             with torch.inference_mode():
                 if config.seed is not None:
                     torch.manual_seed(config.seed)

@@ -6,10 +6,12 @@ sequences leave (their cache rows are dropped, and columns that only padding use
 waits for a whole batch to finish, and the batch is as wide as the traffic allows, up to `max_batch_size`.
 
 Each row carries its own sampling settings (see sampling.py) and its own LoRA adapter: peft's `adapter_names`
-runs a mixed-adapter batch in one forward.
+runs a mixed-adapter batch in one forward. A multimodal row is prefilled alone with its media inputs, then decodes
+with the others; its position shift (M-RoPE) is kept on its Sequence (media_prefill.py).
 
 This thread is the model's only user. Other work on the model (embeddings, `generate` for inputs the batch cannot
-take) is queued here as a `Job` (worker.py) and runs between two batch steps, never beside one: peft's per-row
+take) is queued here as a `Job` (worker.py) and runs between two batch steps, never beside one (a `generate` job
+lets the batch take a step at each of its tokens: `step_between`): peft's per-row
 adapter selection installs hooks on shared modules for the length of a forward, so concurrent forwards from
 several threads would mix their adapters.
 
@@ -28,6 +30,7 @@ from ..utils.log import get_logger
 from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
 from .shutdown import IDLE_EXIT_S, stop_at_exit
+from .kv_cache import cat_left_padded, new_cache
 from .worker import Job, finish_cancelled, run_job
 
 logger = get_logger(__name__)
@@ -50,6 +53,7 @@ class Sequence:
     cancelled: bool = False
     pending: int = -1          # sampled token whose KV is not in the cache yet
     pos: int = 0               # position id of `pending`
+    media: Optional[dict] = None  # model inputs besides the ids (pixel values, grids...): its prefill's own
 
 
 class Scheduler:
@@ -70,6 +74,7 @@ class Scheduler:
         self.cancelling = False    # close(cancel=True): drop every sequence without another forward
         self.thread: Optional[threading.Thread] = None
         self.steps = 0             # decode steps run (tests and benchmarks read it)
+        self.rope_holders: Optional[list] = None   # modules keeping M-RoPE deltas (media_prefill.py)
         self.widest = 0            # widest batch seen
 
     # ---- public -------------------------------------------------------------------------------
@@ -130,8 +135,6 @@ class Scheduler:
 
     # ---- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
-        import torch
-
         while True:
             with self.cv:
                 while not (self.waiting or self.rows or self.jobs or self.stopping):
@@ -151,20 +154,43 @@ class Scheduler:
                 run_job(job)
                 with self.cv:
                     self.job_seqs = []
-            try:
-                with torch.inference_mode():
-                    joining = [s for s in joining if not self._drop_cancelled(s)]
-                    if joining:
-                        self._prefill(joining)
-                    if self.rows:
-                        self._decode()
-            except Exception as exc:  # a failing forward fails the sequences in it, not the server
-                logger.error(f"generation failed: {exc}")
-                for seq in self.rows + joining:
-                    if seq.finish_reason is None:
-                        seq.finish_reason = "error"
-                        seq.on_finish(seq, exc)
-                self.rows, self.cache, self.mask = [], None, None
+            self._turn(joining)
+
+    def step_between(self) -> None:
+        """One batch turn (new sequences join, one decode step) run from inside a job, between two of its own
+        forwards: a `generate` for a family that cannot join the batch calls it at each of its tokens, so text
+        requests keep moving while it runs. Never another job (they would nest)."""
+        if threading.current_thread() is not self.thread:
+            return
+        with self.cv:
+            if self.cancelling:
+                return  # the loop ends everything once the job returns
+            room = self.max_batch_size - len(self.rows)
+            joining = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+        if joining or self.rows:
+            self._turn(joining)
+
+    def _turn(self, joining: list[Sequence]) -> None:
+        import torch
+
+        try:
+            with torch.inference_mode():
+                joining = [s for s in joining if not self._drop_cancelled(s)]
+                text = [s for s in joining if s.media is None]
+                if text:
+                    self._prefill(text)
+                for seq in joining:
+                    if seq.media is not None:
+                        self._prefill_media(seq)
+                if self.rows:
+                    self._decode()
+        except Exception as exc:  # a failing forward fails the sequences in it, not the server
+            logger.error(f"generation failed: {exc}")
+            for seq in self.rows + joining:
+                if seq.finish_reason is None:
+                    seq.finish_reason = "error"
+                    seq.on_finish(seq, exc)
+            self.rows, self.cache, self.mask = [], None, None
 
     def _cancel_all(self) -> None:
         """End every waiting and running sequence as "cancelled" (their callers get what was generated so far)."""
@@ -189,15 +215,15 @@ class Scheduler:
             seq.on_finish(seq, None)
         return seq.cancelled
 
-    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, adapters: list[Optional[str]]) -> Any:
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, adapters: list[Optional[str]],
+                 **media: Any) -> Any:
         kwargs = {"adapter_names": [a or "__base__" for a in adapters]} if self.use_adapter_names else {}
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1, **kwargs)
+                         use_cache=True, logits_to_keep=1, **kwargs, **media)
         return out.logits[:, -1, :], out.past_key_values
 
     def _prefill(self, seqs: list[Sequence]) -> None:
         import torch
-        from transformers import DynamicCache
 
         device = self._device()
         width = max(len(s.prompt) for s in seqs)
@@ -208,11 +234,33 @@ class Scheduler:
             mask[i, width - len(s.prompt):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-        cache = DynamicCache()
-        cache.layer_class_to_replicate = _slack_layer_class()
-        logits, cache = self._forward(ids, mask, positions, cache, [s.adapter for s in seqs])
-        for s in seqs:
-            s.pos = len(s.prompt)
+        logits, cache = self._forward(ids, mask, positions, new_cache(), [s.adapter for s in seqs])
+        self._join(seqs, logits, cache, mask, [0] * len(seqs))
+
+    def _prefill_media(self, seq: Sequence) -> None:
+        """One multimodal prompt, alone, through the family's forward with its media inputs; the family computes its
+        positions and the scheduler keeps the shift of the positions after the media (media_prefill.py)."""
+        import torch
+
+        from .media_prefill import device_inputs, forget_deltas, read_delta, rope_holders
+
+        if self.rope_holders is None:
+            self.rope_holders = rope_holders(self.model)
+        device = self._device()
+        ids = torch.tensor([seq.prompt], dtype=torch.long, device=device)
+        mask = torch.ones_like(ids)
+        forget_deltas(self.rope_holders)
+        logits, cache = self._forward(ids, mask, None, new_cache(), [seq.adapter],
+                                      **device_inputs(seq.media, device))
+        delta = read_delta(self.rope_holders)
+        forget_deltas(self.rope_holders)
+        seq.media = {}  # its features are in the cache now; the pixels are not needed again
+        self._join([seq], logits, cache, mask, [delta])
+
+    def _join(self, seqs: list[Sequence], logits: Any, cache: Any, mask: Any, deltas: list[int]) -> None:
+        """Prefilled sequences enter the batch: their cache rows are spliced in and their first token sampled."""
+        for s, delta in zip(seqs, deltas):
+            s.pos = len(s.prompt) + delta
             s.params.history = list(s.prompt) if s.params.repetition_penalty != 1.0 else []
         self._merge(cache, mask)
         self.rows.extend(seqs)
@@ -260,9 +308,9 @@ class Scheduler:
             return
         width = max(self.mask.shape[1], mask.shape[1])
         for old, new in zip(self.cache.layers, cache.layers):
-            old.keys = _cat_left_padded(old.keys, new.keys, width, dim=-2)
-            old.values = _cat_left_padded(old.values, new.values, width, dim=-2)
-        self.mask = _cat_left_padded(self.mask, mask, width, dim=-1)
+            old.keys = cat_left_padded(old.keys, new.keys, width, dim=-2)
+            old.values = cat_left_padded(old.values, new.values, width, dim=-2)
+        self.mask = cat_left_padded(self.mask, mask, width, dim=-1)
 
     def _evict(self, finished: list[Sequence]) -> None:
         import torch
@@ -283,59 +331,3 @@ class Scheduler:
 
     def _device(self) -> Any:
         return next(self.model.parameters()).device
-
-
-_SLACK_LAYER: Any = None
-
-
-def _slack_layer_class() -> Any:
-    """A transformers `DynamicLayer` whose keys/values live in buffers with room to grow.
-
-    `DynamicLayer` concatenates every new token onto the whole cache, copying all of it once per decode step (at
-    batch 16 on the CPU that was about 14% of the step). Here a step writes one column in place; the buffer grows
-    by half its size when full. `keys`/`values` stay plain tensors (views of the buffers), so the scheduler's
-    cache surgery can still assign new tensors: a layer whose `keys` is no longer its buffer's view re-adopts it."""
-    global _SLACK_LAYER
-    if _SLACK_LAYER is None:
-        from transformers.cache_utils import DynamicLayer
-
-        class SlackLayer(DynamicLayer):
-            buffers: Any = None
-
-            def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-                if not self.is_initialized:
-                    self.lazy_initialization(key_states, value_states)
-                used = self.keys.shape[-2] if self.keys.numel() else 0
-                need = used + key_states.shape[-2]
-                kbuf, vbuf = self.buffers or (None, None)
-                if (kbuf is None or kbuf.shape[-2] < need or kbuf.shape[:2] != key_states.shape[:2]
-                        or self.keys.data_ptr() != kbuf.data_ptr() or self.values.data_ptr() != vbuf.data_ptr()):
-                    room = need + max(16, need // 2)
-                    kbuf = key_states.new_empty((*key_states.shape[:2], room, key_states.shape[-1]))
-                    vbuf = value_states.new_empty((*value_states.shape[:2], room, value_states.shape[-1]))
-                    if used:
-                        kbuf[..., :used, :] = self.keys
-                        vbuf[..., :used, :] = self.values
-                    self.buffers = (kbuf, vbuf)
-                kbuf[..., used:need, :] = key_states
-                vbuf[..., used:need, :] = value_states
-                self.keys, self.values = kbuf[..., :need, :], vbuf[..., :need, :]
-                return self.keys, self.values
-
-        _SLACK_LAYER = SlackLayer
-    return _SLACK_LAYER
-
-
-def _cat_left_padded(a: Any, b: Any, width: int, dim: int) -> Any:
-    return __import__("torch").cat([_pad_left(a, width, dim), _pad_left(b, width, dim)], dim=0)
-
-
-def _pad_left(t: Any, width: int, dim: int) -> Any:
-    import torch
-
-    missing = width - t.shape[dim]
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)

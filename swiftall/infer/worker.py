@@ -67,10 +67,11 @@ def cancelled_rows(seqs: list) -> Any:
     return CancelledRows()
 
 
-def token_feed(seqs: list) -> Any:
+def token_feed(seqs: list, between: Callable[[], None] | None = None) -> Any:
     """A transformers streamer for `generate`: each step's new token of row i goes to `seqs[i]` at once (streamed
     answers show text as it is generated, not after `generate` returns); a row ends at its eos or stop string
-    (its `finish_reason` set and `on_finish` called then). The first `put` is the prompt."""
+    (its `finish_reason` set and `on_finish` called then). The first `put` is the prompt. `between()`, when given,
+    runs after each `put`, between two of generate's forwards (the scheduler's other rows take a step there)."""
     from transformers.generation.streamers import BaseStreamer
 
     class TokenFeed(BaseStreamer):
@@ -84,6 +85,8 @@ def token_feed(seqs: list) -> Any:
             for seq, token in zip(seqs, value.reshape(len(seqs), -1)[:, -1].tolist()):
                 if seq.finish_reason is None:
                     self._take(seq, token)
+            if between is not None:
+                between()
 
         def _take(self, seq: Any, token: int) -> None:
             seq.generated.append(token)
