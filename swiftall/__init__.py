@@ -34,5 +34,9 @@ def __getattr__(name: str):
     if name in _API:
         import importlib
 
+        from .utils.env import verbose
+        from .utils.quiet import quiet_libraries
+
+        quiet_libraries(verbose(), only_libraries=True)  # library notes the user cannot act on; SWIFTALL_VERBOSE=1
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'swiftall' has no attribute {name!r}")

@@ -49,7 +49,9 @@ def _save(model, processor, out: Path) -> Path:
 
 
 # ---- families -------------------------------------------------------------------------------------
-def qwen2_vl(smol_dir: Path, out: Path, kind: str = "qwen2_vl") -> Path:
+def qwen2_vl(smol_dir: Path, out: Path, kind: str = "qwen2_vl", **text) -> Path:
+    """`text`: overrides of the language model's config (e.g. num_key_value_heads=4 for GPTQ's CPU kernel, which
+    needs output sizes that are multiples of 32)."""
     import transformers as tf
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
@@ -78,7 +80,7 @@ def qwen2_vl(smol_dir: Path, out: Path, kind: str = "qwen2_vl") -> Path:
         if kind == "qwen2_5_vl":
             vision.update(intermediate_size=64, out_hidden_size=32, window_size=56, fullatt_block_indexes=[0])
         cls = tf.Qwen2_5_VLConfig if kind == "qwen2_5_vl" else tf.Qwen2VLConfig
-        config = cls(text_config=_text_config(tok, rope_parameters=rope), vision_config=vision, **ids)
+        config = cls(text_config=_text_config(tok, rope_parameters=rope, **text), vision_config=vision, **ids)
         model_cls = tf.Qwen2_5_VLForConditionalGeneration if kind == "qwen2_5_vl" else tf.Qwen2VLForConditionalGeneration
         model = model_cls(config)
         image_proc = tf.Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2, **pixels)

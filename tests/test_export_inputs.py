@@ -107,6 +107,21 @@ def test_awq_refuses_a_model_whose_layer_sizes_it_cannot_quantize(tmp_path, tiny
     assert not (tmp_path / "out").exists()
 
 
+def test_gptq_refuses_on_cpu_a_model_its_cpu_kernel_cannot_load_back(tiny_dir, monkeypatch):
+    # seen on GPTQModel 7.7 before this check: the export was written, then its check died with a bare
+    # NotImplementedError from TorchCpuAvx512Linear ("out_features: 16 must be divisible by [32]")
+    import torch
+
+    from swiftall.export.quant import check_gptq_shapes
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"multiple of 32, and this model has 4 that are not .*k_proj: 16\); use "):
+        check_gptq_shapes(tiny_dir)
+    check_gptq_shapes(tiny_dir, skip=["model.layers"])   # nothing left to quantize: nothing to refuse
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    check_gptq_shapes(tiny_dir)   # CUDA kernels take these sizes
+
+
 class FakeScorer:
     loader = "fake"
 

@@ -14,6 +14,7 @@ from .errors import ExportError
 
 logger = get_logger(__name__)
 KERNEL_GROUPS = (1024, 512, 256, 128, 64, 32, 16)   # group sizes GPTQModel's kernels take
+GPTQ_OUT_MULTIPLE = 32   # output sizes the CPU kernel (TorchCpuAvx512Linear) loads
 
 
 def linear_inputs(model: Any, skip: Sequence[str] = ()) -> dict[str, int]:
@@ -88,6 +89,8 @@ def export_gptq(src: Path, out: Path, bits: int, group_size: int, calibration: l
 
     if method == "awq":
         check_awq_shapes(src, skip)
+    if method == "gptq":
+        check_gptq_shapes(src, skip)
     probe = _probe_layers(src)
     chosen = fit_group_size(group_size, {k: v for k, v in probe.items() if not k.startswith(tuple(skip))})
     kwargs: dict[str, Any] = {"bits": bits, "group_size": chosen}
@@ -98,7 +101,7 @@ def export_gptq(src: Path, out: Path, bits: int, group_size: int, calibration: l
     if skip:
         kwargs["dynamic"] = {rf"-:^{p.replace('.', '[.]')}.*": {} for p in skip}
     model = gptqmodel.GPTQModel.load(str(src), QuantizeConfig(**kwargs), device="cpu")
-    rows = [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in calibration]
+    rows = _calibration_rows(model, src, calibration)
     try:
         model.quantize(rows, batch_size=batch_size, calibration_data_min_length=2)
     except (ValueError, RuntimeError, NotImplementedError, AssertionError) as exc:
@@ -106,6 +109,18 @@ def export_gptq(src: Path, out: Path, bits: int, group_size: int, calibration: l
                           f"{type(exc).__name__} {exc}") from exc
     model.save(str(out))
     return {"group_size": chosen, "group_size_requested": group_size, "calibration_rows": len(rows)}
+
+
+def _calibration_rows(model: Any, src: Path, calibration: list[list[int]]) -> list[Any]:
+    """Token-id rows; a vision-language model (GPTQModel runs its processor on chat conversations) gets the same
+    texts as one-turn text conversations: its vision tower is left unquantized, so text calibrates what is
+    quantized."""
+    if not getattr(model, "require_load_processor", False):
+        return [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in calibration]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    return [[{"role": "user", "content": [{"type": "text", "text": tokenizer.decode(ids)}]}] for ids in calibration]
 
 
 def _gptqmodel(method: str) -> Any:
@@ -123,13 +138,35 @@ def _meta_model(src: Path) -> Any:
     import torch
     from transformers import AutoConfig
 
+    cls = model_class(src)
+    build = getattr(cls, "_from_config", None) or cls.from_config  # a model class, or an Auto class (from_config)
     with torch.device("meta"):
-        return model_class(src)._from_config(AutoConfig.from_pretrained(src))
+        return build(AutoConfig.from_pretrained(src))
 
 
 def _probe_layers(src: Path) -> dict[str, int]:
     """Linear input sizes from the config alone."""
     return linear_inputs(_meta_model(src))
+
+
+def check_gptq_shapes(src: Path, skip: Sequence[str] = ()) -> None:
+    """On a machine without CUDA the export is loaded back (its check, infer) with GPTQModel's CPU kernel, which
+    takes only layers whose output size is a multiple of GPTQ_OUT_MULTIPLE; transformers' loader ignores per-layer
+    exclusions, so such a model is refused before calibrating. Real models have none; tiny ones (a key/value
+    projection of 16) do."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    narrow = {name: m.out_features for name, m in _meta_model(src).named_modules()
+              if isinstance(m, torch.nn.Linear) and "lm_head" not in name and not name.startswith(tuple(skip))
+              and m.out_features % GPTQ_OUT_MULTIPLE}
+    if narrow:
+        first = next(iter(narrow))
+        raise ConfigError(f"--quant_method gptq cannot be loaded back on this CPU: GPTQModel's CPU kernel needs every "
+                          f"quantized layer's output size to be a multiple of {GPTQ_OUT_MULTIPLE}, and this model has "
+                          f"{len(narrow)} that are not ({first}: {narrow[first]}); use --quant_method bnb, or "
+                          "export on a CUDA machine")
 
 
 def check_awq_shapes(src: Path, skip: Sequence[str] = ()) -> None:

@@ -9,6 +9,9 @@ from ..models import ModelInfo, resolve_model
 from ..models.registry import get_model_meta
 from ..tuners.runs import Run, agreed_base, parse_adapters, read_run, run_args  # noqa: F401  (run_args re-exported)
 from ..utils.errors import ConfigError
+from ..utils.log import get_logger
+
+logger = get_logger(__name__)
 
 
 def model_info(cfg: Any) -> ModelInfo:
@@ -39,9 +42,22 @@ def take_base_from_run(cfg: Any, run: Run) -> None:
         cfg.system = run.system
 
 
+def adapter_run_as_model(cfg: Any) -> None:
+    """--model (ms-swift's --model_path) naming a LoRA run folder, as ms-swift's tutorial passes its output to eval,
+    export and webui: the run is the adapter and its base the model, exactly as --adapters RUN (so an adapter
+    trained on top of an sft run gets that run merged first, as in training)."""
+    model = getattr(cfg, "model", None)
+    if not isinstance(model, str) or not model or not is_adapter_dir(model) or (Path(model) / "config.json").is_file():
+        return
+    logger.info(f"--model {model} is a LoRA run: serving it as --adapters {model} on the base model it was trained on")
+    cfg.adapters = [model, *(cfg.adapters or [])]
+    cfg.model = None
+
+
 def fill_model_from_run(cfg: Any) -> None:
     """`--adapters DIR ...` without --model: the base model (and its settings) from the runs' args.json; every
     adapter must have been trained on the same base. Values are normalised (RUN/adapter_config.json -> RUN)."""
+    adapter_run_as_model(cfg)
     if not cfg.adapters:
         return
     specs = parse_adapters(cfg.adapters)

@@ -8,19 +8,28 @@ import warnings
 
 # loggers of libraries that print notes at import or per call; errors still get through
 NOISY_LOGGERS = ("torch.utils._pytree", "torch.utils.cpp_extension", "torch._dynamo", "bitsandbytes", "accelerate",
-                 "datasets", "peft", "trl", "huggingface_hub", "httpx")
+                 "datasets", "peft", "trl", "huggingface_hub", "httpx", "absl")
+# GPTQModel's logger (logbar) sets its own level when GPTQModel is imported, which peft does whenever it loads a LoRA
+# adapter and GPTQModel is installed: its banner would open every infer/eval/deploy; only `disabled` survives that
+SILENCED_LOGGERS = ("logbar",)
+# where the Python API hides deprecation warnings: raised inside these packages only, not in the user's own code
+LIBRARY_MODULES = r"(transformers|trl|peft|torch|torchvision|accelerate|datasets|huggingface_hub|bitsandbytes)(\.|$)"
 _DONE = {"quiet": False}
 
 
-def quiet_libraries(verbose: bool = False) -> None:
-    """Call once, early (before torch/transformers are imported when possible); idempotent."""
+def quiet_libraries(verbose: bool = False, only_libraries: bool = False) -> None:
+    """Call once, early (before torch/transformers are imported when possible); idempotent. The CLI owns its
+    process and hides every deprecation warning; the Python API (`only_libraries`) hides those raised inside the
+    libraries it drives and leaves the rest of the user's program alone."""
     if verbose or _DONE["quiet"]:
         return
     _DONE["quiet"] = True
     for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
-        warnings.filterwarnings("ignore", category=category)
+        warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES if only_libraries else "")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in SILENCED_LOGGERS:
+        logging.getLogger(name).disabled = True
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # pragma: no cover - transformers is a dependency
