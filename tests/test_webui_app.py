@@ -140,6 +140,8 @@ def test_compare_field_errors_name_the_field(page):
     assert "Compare line 1" in status and "quote" in status
     _, status = _say(tab, state, "hi", "a\nb\nc")
     assert "Compare: 3 lines, at most 2" in status
+    *_, last = tab.respond({"text": "hi", "files": []}, state, "smollm2-135m-instruct", "", "", 0.0, 1.0, -3, "")
+    assert last[-1] == "**Error:** --max_new_tokens: expected a whole number of at least 1, got -3"
     _, status = _say(tab, state, "hi", "", model="/no/such/model")
     assert "--model /no/such/model" in status and "Traceback" not in status
 

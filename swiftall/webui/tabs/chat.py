@@ -43,6 +43,8 @@ def _slot_name(index: int, model: Optional[str]) -> str:
 def _request_config(max_new_tokens: Any, temperature: Any, top_p: Any) -> Any:
     from ...infer import RequestConfig
 
+    if max_new_tokens is not None and (float(max_new_tokens) < 1 or float(max_new_tokens) != int(max_new_tokens)):
+        raise ConfigError(f"--max_new_tokens: expected a whole number of at least 1, got {max_new_tokens}")
     return RequestConfig(max_new_tokens=int(max_new_tokens or 512),
                          temperature=None if temperature is None else float(temperature),
                          top_p=None if top_p in (None, 0) else float(top_p))
@@ -143,6 +145,7 @@ class ChatTab:
         try:
             slots = _slots(model or "", adapters, compare)
             turn, media = user_turn(text, files)
+            config = _request_config(max_new_tokens, temperature, top_p)
         except SwiftallError as exc:
             yield (*shown, state, gr.update(), f"**Error:** {exc}")
             return
@@ -152,7 +155,6 @@ class ChatTab:
         state["files"].append(files)
         for kind, items in media.items():
             state["media"].setdefault(kind, []).extend(items)
-        config = _request_config(max_new_tokens, temperature, top_p)
         visible = [i < len(slots) for i in range(SLOTS)]
         for index, (slot_model, slot_adapters) in enumerate(slots):
             turns = state["turns"][index]
@@ -184,8 +186,8 @@ class ChatTab:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": message}]
         answer = ""
         try:
-            for piece in self.pool.stream(model, adapters, messages, {}, _request_config(max_new_tokens,
-                                                                                          temperature, None)):
+            config = _request_config(max_new_tokens, temperature, None)
+            for piece in self.pool.stream(model, adapters, messages, {}, config):
                 answer += piece
                 yield answer
         except SwiftallError as exc:

@@ -37,9 +37,10 @@ class CommandTab:
         self.extra_output()
         self.log = gr.Code(label=t("log"), language="shell", elem_id=f"{self.command}-log", max_lines=20)
         self.run_id = gr.State(None)
-        self.timer = gr.Timer(FOLLOW_S)
+        self.timer = gr.Timer(FOLLOW_S, active=False)  # ticks once this tab has started a run
         private = {"api_visibility": "private"}
-        self.start.click(self.on_start, self.form.inputs, [self.status, self.run_id], **private)
+        self.start.click(self.on_start, self.form.inputs, [self.status, self.run_id], **private).then(
+            lambda run_id: gr.Timer(active=bool(run_id)) if run_id else gr.update(), self.run_id, self.timer, **private)
         self.as_command.click(self.on_command, self.form.inputs, self.status, **private)
         self.stop.click(self.on_stop, self.run_id, self.status, **private)
         self.timer.tick(self.follow, self.run_id, self.follow_outputs(), show_progress="hidden", **private)
