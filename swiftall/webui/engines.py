@@ -94,8 +94,14 @@ class EnginePool:
         request = InferRequest(messages=messages, **{k: v for k, v in media.items() if v})
         yield from engine.stream(request, config)
 
-    def close(self) -> None:
-        with self._lock:
+    def close(self, wait_s: float = 2.0) -> None:
+        """Close the loaded engines. A model still loading (it holds the lock) is not waited for beyond wait_s:
+        Ctrl-C while the page loads its model ends the web UI at once, the loading thread with it."""
+        if not self._lock.acquire(timeout=wait_s):
+            return
+        try:
             for engine in self._engines.values():
                 engine.close()
             self._engines.clear()
+        finally:
+            self._lock.release()
