@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[Optional[str], str, str, str]] = {
     "init": ("InitConfig", "swiftall.pipelines.init", "init_main",
              "set up a first run: detect the machine, pick a model that fits, write swiftall.yaml"),
     "demo": (None, "swiftall.pipelines.demo", "demo_main", "the end-to-end demo on the embedded model"),
+    "doctor": (None, "swiftall.cli.doctor", "doctor_command",
+               "check what a run needs: package versions; --dist: master port, output folder, gloo all-reduce"),
 }
 
 
