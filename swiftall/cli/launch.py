@@ -49,6 +49,7 @@ def maybe_relaunch(command: str, argv: list[str], config_cls: Any) -> Optional[i
     plan = launch_plan(cfg, env.launch_request())
     if plan.world_size == 1:
         return None
+    _check_engine(cfg)
     extra = _output_dir_args(cfg, plan)
     cmd = torchrun_command(plan, command, [*argv, *extra])
     print(f"[swiftall] launching {plan.nproc_per_node} process(es) on node {plan.node_rank} of {plan.nnodes} "
@@ -96,6 +97,17 @@ def torchrun_command(plan: LaunchPlan, command: str, argv: list[str]) -> list[st
         cmd += [f"--nnodes={plan.nnodes}", f"--node_rank={plan.node_rank}", f"--master_addr={plan.master_addr}",
                 f"--master_port={plan.master_port}"]
     return [*cmd, "-m", "swiftall.cli.main", command, *argv]
+
+
+def _check_engine(cfg: Any) -> None:
+    """DeepSpeed installed, FSDP on a device where it shards: refused here rather than in every process."""
+    if not (cfg.deepspeed or cfg.fsdp):
+        return
+    import torch
+
+    from ..train.distributed import check_engine
+
+    check_engine(cfg.deepspeed, cfg.fsdp, on_cpu=not torch.cuda.is_available())
 
 
 def _output_dir_args(cfg: Any, plan: LaunchPlan) -> list[str]:
