@@ -53,5 +53,6 @@ def setting_from(cfg: Any, machine: Machine, task: Optional[str] = None) -> Sett
         batch=getattr(cfg, "per_device_train_batch_size", 1) if training else getattr(cfg, "max_batch_size", 16),
         length=getattr(cfg, "max_length", None) or 2048, new_tokens=getattr(cfg, "max_new_tokens", 512),
         checkpointing=bool(getattr(cfg, "gradient_checkpointing", False)), optim=getattr(cfg, "optim", "adamw_torch"),
-        zero_stage=zero, nproc=getattr(cfg, "nproc_per_node", None) or 1, device=machine.device,
+        zero_stage=zero, nproc=(getattr(cfg, "nproc_per_node", None) or 1) * (getattr(cfg, "nnodes", None) or 1),
+        device=machine.device,
         media_items=getattr(cfg, "media_per_row", 0), attn=getattr(cfg, "attn_impl", None) or "sdpa")
