@@ -111,8 +111,8 @@ def webui_main(config: Any = None) -> Optional[Launched]:
                 f"{launched.app.manager.root}; Ctrl-C stops the page, runs it started keep going")
     print(f"swiftall webui: {launched.url}", flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        while True:  # short sleeps: a Ctrl-C delivered to one of torch's threads is handled within a second
+            time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
