@@ -19,19 +19,28 @@ GREEDY = RequestConfig(max_new_tokens=10, temperature=0, ignore_eos=True)
 
 
 @pytest.fixture(scope="module")
-def qwen(smol_dir, tmp_path_factory, one_thread):
+def qwen_dir(smol_dir, tmp_path_factory):
     """A tiny Qwen2-VL whose weights are drawn wide enough (std 0.3) that its answers depend on the image, the
     question and the positions (at the default std 0.02 every answer repeats one token), and two images."""
     from fixtures_mm import BUILDERS, write_image
+    from transformers import Qwen2VLForConditionalGeneration
 
     root = tmp_path_factory.mktemp("qwen2_vl_batch")
-    engine = PtEngine.from_pretrained(str(BUILDERS["qwen2_vl"](smol_dir, root / "model")), max_batch_size=8)
+    folder = BUILDERS["qwen2_vl"](smol_dir, root / "model")
+    model = Qwen2VLForConditionalGeneration.from_pretrained(folder)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for p in engine.model.parameters():
+        for p in model.parameters():
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    images = [str(write_image(root / "a.png", (56, 56))), str(write_image(root / "b.png", (84, 56), seed=3))]
+    model.save_pretrained(folder)
+    return folder, [str(write_image(root / "a.png", (56, 56))), str(write_image(root / "b.png", (84, 56), seed=3))]
+
+
+@pytest.fixture(scope="module")
+def qwen(qwen_dir, one_thread):
+    folder, images = qwen_dir
+    engine = PtEngine.from_pretrained(str(folder), max_batch_size=8)
     yield engine, images
     engine.close()
 
@@ -147,3 +156,46 @@ def test_a_family_that_cannot_join_the_batch_still_lets_text_requests_through(qw
     assert not long.done.is_set() and len(long.seq.generated) < 300
     assert long.done.wait(120) and long.completion_tokens == 300 and calls == [1]
     assert engine.infer([image_request(images[0])], GREEDY)[0].token_ids == long.seq.generated[:10]
+
+
+def test_image_chats_through_the_openai_api_at_concurrency_stream_with_logprobs_and_equal_each_alone(qwen, qwen_dir):
+    """`deploy` on the same model: 8 image chats (data: URLs) and 4 text chats at once, half streamed, all with
+    logprobs: every answer equals the engine's answer to it alone, and each streamed token brings its logprob."""
+    import base64
+
+    openai = pytest.importorskip("openai")
+    from swiftall.pipelines.deploy import build_app, prepare_deploy_config
+    from swiftall.serve.server import ServerThread
+
+    engine, images = qwen
+    urls = ["data:image/png;base64," + base64.b64encode(open(p, "rb").read()).decode() for p in images]
+    asks = [(i % 2, ["What is this?", "Describe it."][i // 2 % 2]) for i in range(8)] + \
+           [(None, q) for q in ("hi", "count to ten", "what is a cat?", "hello")]
+    config = RequestConfig(max_new_tokens=8, temperature=0)
+    alone = [engine.infer([image_request(images[k], q) if k is not None else text_request(q)], config)[0].text
+             for k, q in asks]
+
+    def chat(job):
+        i, (k, q) = job
+        content = [{"type": "image_url", "image_url": {"url": urls[k]}}, {"type": "text", "text": q}] if k is not None \
+            else q
+        kwargs = dict(model="vl", messages=[{"role": "user", "content": content}], max_tokens=8, temperature=0,
+                      logprobs=True, top_logprobs=2)
+        if i % 2:
+            chunks = [c for c in client.chat.completions.create(stream=True, **kwargs) if c.choices]
+            tokens = [t for c in chunks if c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+            return "".join(c.choices[0].delta.content or "" for c in chunks), tokens
+        choice = client.chat.completions.create(**kwargs).choices[0]
+        return choice.message.content, choice.logprobs.content
+
+    app, served = build_app(prepare_deploy_config({"model": str(qwen_dir[0]), "served_model_name": "vl",
+                                                   "max_batch_size": 16}))
+    with ServerThread(app) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=120)
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(chat, enumerate(asks)))
+    served.close()
+    for want, (text, logprobs) in zip(alone, results):
+        assert text == want
+        assert len(logprobs) == 8 and all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in logprobs)
+    assert served.scheduler.widest > 1
