@@ -12,7 +12,7 @@ from ..utils.errors import ConfigError
 from .base import Section, arg
 
 ZERO_PRESETS = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
-FSDP_PRESETS = ("full_shard", "shard_grad_op", "hybrid_shard", "offload")
+FSDP_PRESETS = ("full_shard", "shard_grad_op", "offload")
 BACKENDS = ("nccl", "gloo", "mpi", "ccl", "hccl", "xccl")
 
 
@@ -39,8 +39,8 @@ class DistributedSection(Section):
                                    "gradients, zero3 also weights), zero2_offload/zero3_offload (states in CPU "
                                    "memory), or a DeepSpeed JSON file", metavar="STAGE|FILE.json")
     fsdp: Optional[str] = arg(None, "FSDP2 (torch fully_shard): full_shard (like ZeRO-3), shard_grad_op (like "
-                              "ZeRO-2), hybrid_shard (full inside a node, replicated across nodes), offload "
-                              "(full_shard with states in CPU memory), or an FSDP JSON config file",
+                              "ZeRO-2), offload (full_shard with states in CPU memory), or an FSDP JSON config "
+                              "file (GPUs only: accelerate runs FSDP on accelerators)",
                               metavar="MODE|FILE.json")
 
     def check(self) -> None:
