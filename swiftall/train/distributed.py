@@ -18,7 +18,6 @@ DS_CONFIGS = Path(__file__).parent / "ds_configs"
 FSDP_MODES = {  # --fsdp preset -> transformers' fsdp_config (FSDP2)
     "full_shard": {"reshard_after_forward": True},
     "shard_grad_op": {"reshard_after_forward": False},
-    "hybrid_shard": {"reshard_after_forward": True},
     "offload": {"reshard_after_forward": True, "cpu_offload": True},
 }
 
