@@ -9,7 +9,9 @@ forward is timed (prefill of the same prompts, then greedy decode steps with a K
 at batch 1 and at batch 16: their tokens/s ratio is the most any batching server can reach on this machine.
 Last, the detokenizer alone: time per token of an answer of 16 to 2,048 tokens (multibyte text), the engine's
 incremental `Answer` beside re-decoding the whole answer at each token (what it did before); `--detok_only` runs
-just that part.
+just that part. Two parts run only when asked: `--mm_only` (8 image requests to a tiny random Qwen2-VL, one after the
+other vs all at once in the continuous batch, answers compared) and `--decode_only` (the engine's batched decode
+step beside one pass of the model's own matmuls at the same batch, timed right after each step: ceiling / step).
 """
 from __future__ import annotations
 
