@@ -199,3 +199,26 @@ def test_image_chats_through_the_openai_api_at_concurrency_stream_with_logprobs_
         assert text == want
         assert len(logprobs) == 8 and all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in logprobs)
     assert served.scheduler.widest > 1
+
+
+def test_a_request_whose_media_fail_ends_alone(qwen):
+    """A multimodal prefill that raises (here: pixel values that do not fit the prompt's image tokens) ends that
+    request with its error; the text answer decoding beside it is not touched."""
+    from swiftall.infer.scheduler import Sequence
+    from swiftall.infer.sampling import SamplingParams
+
+    engine, images = qwen
+    config = RequestConfig(max_new_tokens=40, temperature=0, ignore_eos=True)
+    want = engine.infer([text_request("count to ten")], config)[0].token_ids
+    text, = engine.start(text_request("count to ten"), config)
+    while not text.seq.generated:
+        text.done.wait(0.01)
+    good = engine._encode(image_request(images[0]))
+    media = {k: v for k, v in good.extra.items() if k != "truncated_from"}
+    media["pixel_values"] = media["pixel_values"][: len(media["pixel_values"]) // 2]
+    ended = []
+    bad = Sequence(list(good.input_ids), SamplingParams(), 5, set(), lambda *a: False,
+                   lambda seq, error: ended.append(error), media=media)
+    engine.scheduler.submit([bad])
+    assert text.done.wait(60) and text.seq.generated == want
+    assert bad.finish_reason == "error" and len(ended) == 1 and ended[0] is not None

@@ -250,8 +250,14 @@ class Scheduler:
         ids = torch.tensor([seq.prompt], dtype=torch.long, device=device)
         mask = torch.ones_like(ids)
         forget_deltas(self.rope_holders)
-        logits, cache = self._forward(ids, mask, None, new_cache(), [seq.adapter],
-                                      **device_inputs(seq.media, device))
+        try:
+            logits, cache = self._forward(ids, mask, None, new_cache(), [seq.adapter],
+                                          **device_inputs(seq.media, device))
+        except Exception as exc:  # its own media failed (the batch's cache is untouched): only it ends
+            logger.error(f"a multimodal prefill failed: {exc}")
+            seq.finish_reason = "error"
+            seq.on_finish(seq, exc)
+            return
         delta = read_delta(self.rope_holders)
         forget_deltas(self.rope_holders)
         seq.media = {}  # its features are in the cache now; the pixels are not needed again
