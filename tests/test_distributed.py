@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -90,6 +91,22 @@ def test_a_process_started_by_a_launcher_runs_as_is_and_errors_name_its_rank(mon
     assert "swiftall sft (rank 1 of 2): error:" in err and "--output_dir" in err
 
 
+def test_a_failed_launch_names_the_last_checkpoint_to_resume_from(tmp_path, monkeypatch, capsys):
+    for name in ("LOCAL_RANK", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    ckpt = tmp_path / "run" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text("{}")
+    (ckpt / "model.safetensors").write_text("")
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 1)
+    assert maybe_relaunch("sft", [*BASE, "--nproc_per_node", "2", "--output_dir", str(tmp_path / "run")],
+                          SftConfig) == 1
+    assert calls and calls[0][:3] == [sys.executable, "-m", "torch.distributed.run"]
+    err = capsys.readouterr().err
+    assert f"Last complete checkpoint: {ckpt}; continue with --resume_from_checkpoint {tmp_path / 'run'}" in err
+
+
 def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_refused():
     from swiftall.train.distributed import check_engine, deepspeed_config, fsdp_config
 
@@ -160,7 +177,7 @@ def _run(out: Path, model: Path, data: Path, batch: int, env: dict[str, str], *e
          wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "swiftall.cli.main", "sft", "--model", str(model), "--dataset", str(data),
            "--train_type", "full", "--max_steps", "4", "--per_device_train_batch_size", str(batch),
-           "--logging_steps", "1", "--learning_rate", "1e-3", "--save_steps", "100", "--report_to", "none",
+           "--logging_steps", "1", "--learning_rate", "1e-3", "--save_steps", "2", "--report_to", "none",
            "--output_dir", str(out), *extra]
     clean = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NPROC_PER_NODE")}
     if not wait:
@@ -170,9 +187,9 @@ def _run(out: Path, model: Path, data: Path, batch: int, env: dict[str, str], *e
     return proc
 
 
-def _losses(out: Path) -> list[float]:
+def _losses(out: Path, first_step: int = 1) -> list[float]:
     rows = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in rows if "loss" in r and "train_loss" not in r]
+    return [r["loss"] for r in rows if "loss" in r and "train_loss" not in r and r["step"] >= first_step]
 
 
 def _weights(out: Path) -> dict:
@@ -181,11 +198,11 @@ def _weights(out: Path) -> dict:
     return load_file(str(out / "model.safetensors"))
 
 
-def assert_same_training(one: Path, other: Path, rel: float = 1e-3, atol: float = 1e-5) -> None:
+def assert_same_training(one: Path, other: Path, rel: float = 1e-3, atol: float = 1e-5, first_step: int = 1) -> None:
     import torch
 
-    a, b = _losses(one), _losses(other)
-    assert len(a) == len(b) == 4, (a, b)
+    a, b = _losses(one, first_step), _losses(other, first_step)
+    assert len(a) == len(b) == 5 - first_step, (a, b)
     assert a[0] != a[-1]  # it trained
     for x, y in zip(a, b):
         assert abs(x - y) <= rel * abs(x), (a, b)
@@ -230,6 +247,19 @@ def test_two_processes_of_batch_2_train_like_one_of_batch_4(one_process, ddp):
 
 
 @pytest.mark.slow
+def test_resume_on_a_different_number_of_processes_continues_the_same_run(one_process, ddp, tiny_dir):
+    """1 process -> 2 and 2 -> 1 from checkpoint-2: the same step, learning rate and data position (steps 3-4 equal
+    the uninterrupted runs)."""
+    folder, data, one = one_process
+    widened = folder / "resumed-on-2"
+    _run(widened, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--resume_from_checkpoint", str(one / "checkpoint-2"))
+    assert_same_training(one, widened, first_step=3)
+    narrowed = folder / "resumed-on-1"
+    _run(narrowed, tiny_dir, data, 4, {}, "--resume_from_checkpoint", str(ddp / "checkpoint-2"))
+    assert_same_training(ddp, narrowed, first_step=3)
+
+
+@pytest.mark.slow
 def test_two_nodes_of_one_process_train_like_one_node(one_process, tiny_dir):
     """NNODES=2 on this machine, master 127.0.0.1: the multi-node path (explicit rendezvous, node ranks)."""
     folder, data, one = one_process
@@ -268,3 +298,29 @@ def test_deepspeed_zero_trains_like_ddp_and_saves_a_plain_model(stage, one_proce
             state = torch.load(shard, map_location="cpu", weights_only=False)["optimizer_state_dict"]
             held = sum(t.numel() for t in state["fp32_flat_groups"])
             assert abs(held - total / 2) <= 0.01 * total, (held, total)
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_run_naming_it_and_the_last_checkpoint_and_resume_continues(one_process, tiny_dir):
+    import time
+
+    import psutil
+
+    folder, data, _ = one_process
+    out = folder / "killed"
+    run = _run(out, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--max_steps", "400", wait=False)
+    deadline = time.time() + 400
+    while not (out / "checkpoint-2").is_dir() and time.time() < deadline and run.poll() is None:
+        time.sleep(0.5)
+    assert (out / "checkpoint-2").is_dir(), "no checkpoint appeared"
+    ranks = [p for p in psutil.Process(run.pid).children(recursive=True) if p.environ().get("RANK") == "1"]
+    assert ranks, "rank 1 not found"
+    ranks[0].kill()  # kill -9
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode != 0
+    assert re.search(r"rank\s*:\s*1\b", output), output[-3000:]  # torchrun's summary of the failed process
+    assert "Last complete checkpoint" in output and f"--resume_from_checkpoint {out}" in output, output[-3000:]
+    last = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    _run(out, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--max_steps", str(last + 2),
+         "--resume_from_checkpoint", str(out))
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == last + 2

@@ -56,9 +56,23 @@ def maybe_relaunch(command: str, argv: list[str], config_cls: Any) -> Optional[i
           f"under torchrun", file=sys.stderr)
     code = subprocess.call(cmd)
     if code != 0:
+        run_dir = cfg.output_dir or (extra[1] if extra else None) or str(cfg.resume_from_checkpoint)
         print(f"swiftall {command}: error: the distributed run failed (exit {code}); the first message naming a "
-              "rank above is the cause", file=sys.stderr)
+              f"rank above is the cause. {_resume_hint(run_dir)}", file=sys.stderr)
     return code
+
+
+def _resume_hint(run_dir: str) -> str:
+    from pathlib import Path
+
+    from ..train.outputs import latest_checkpoint
+
+    folder = Path(run_dir)
+    folder = folder.parent if folder.name.startswith("checkpoint-") else folder
+    latest = latest_checkpoint(folder) if folder.is_dir() else None
+    if latest is None:
+        return f"No complete checkpoint in {folder} yet."
+    return f"Last complete checkpoint: {latest}; continue with --resume_from_checkpoint {folder}"
 
 
 def launch_plan(cfg: Any, variables: dict[str, str]) -> LaunchPlan:
