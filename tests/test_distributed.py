@@ -107,6 +107,20 @@ def test_a_failed_launch_names_the_last_checkpoint_to_resume_from(tmp_path, monk
     assert f"Last complete checkpoint: {ckpt}; continue with --resume_from_checkpoint {tmp_path / 'run'}" in err
 
 
+def test_a_zero_checkpoint_resumes_on_its_own_number_of_processes_only(tmp_path, monkeypatch):
+    for name in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "NPROC_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    ckpt = tmp_path / "run" / "checkpoint-2"
+    (ckpt / "global_step2").mkdir(parents=True)
+    for rank in (0, 1):
+        (ckpt / "global_step2" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_text("")
+    (ckpt / "trainer_state.json").write_text("{}")
+    (ckpt / "model.safetensors").write_text("")
+    with pytest.raises(ConfigError, match="a DeepSpeed checkpoint of 2 processes cannot resume on 1; pass "
+                                          "--nproc_per_node 2"):
+        maybe_relaunch("sft", [*BASE, "--resume_from_checkpoint", str(ckpt), "--deepspeed", "zero2"], SftConfig)
+
+
 def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_refused():
     from swiftall.train.distributed import check_engine, deepspeed_config, fsdp_config
 

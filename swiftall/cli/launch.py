@@ -47,7 +47,8 @@ def maybe_relaunch(command: str, argv: list[str], config_cls: Any) -> Optional[i
         return None
     cfg = config_cls.from_any(argv)  # every flag checked once, before N processes start
     plan = launch_plan(cfg, env.launch_request())
-    if plan.world_size == 1:
+    _check_resume_world(cfg.resume_from_checkpoint, plan.world_size)
+    if plan.world_size == 1 and not (cfg.deepspeed or cfg.fsdp):  # the engines need a launcher's variables
         return None
     _check_engine(cfg)
     extra = _output_dir_args(cfg, plan)
@@ -111,6 +112,20 @@ def torchrun_command(plan: LaunchPlan, command: str, argv: list[str]) -> list[st
         cmd += [f"--nnodes={plan.nnodes}", f"--node_rank={plan.node_rank}", f"--master_addr={plan.master_addr}",
                 f"--master_port={plan.master_port}"]
     return [*cmd, "-m", "swiftall.cli.main", command, *argv]
+
+
+def _check_resume_world(resume: Optional[str], world_size: int) -> None:
+    """A DeepSpeed ZeRO checkpoint holds one optimizer shard per process: it resumes on that many processes only
+    (a DDP checkpoint holds whole states and resumes on any number)."""
+    if not resume:
+        return
+    from ..train.outputs import resolve_resume
+
+    shards = list(resolve_resume(resume).glob("global_step*/*zero_pp_rank_*_optim_states.pt"))
+    if shards and len(shards) != world_size:
+        raise ConfigError(f"--resume_from_checkpoint {resume}: a DeepSpeed checkpoint of {len(shards)} processes "
+                          f"cannot resume on {world_size}; pass --nproc_per_node {len(shards)} (x nodes), or start a "
+                          "new run from its weights (--model CHECKPOINT_FOLDER)")
 
 
 def _check_engine(cfg: Any) -> None:
