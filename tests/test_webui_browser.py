@@ -5,13 +5,16 @@ check its processes are gone; export from the Export tab; bad input gives clear 
 of each tab go to a temp folder named in a warning at the end of the run."""
 from __future__ import annotations
 
+import collections
 import json
 import os
+import signal
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,27 +40,46 @@ ROWS = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
                       {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]} for i in range(8)]
 
 
+def _terminal_ctrl_c() -> None:
+    """Ctrl-C as in a terminal: a shell's background job (`pytest ... &`) starts with SIGINT ignored, which the
+    web UI would inherit and then never stop on Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class WebUI:
     """`swiftall webui` as a user starts it, in its own process; restart() stops it and starts it again."""
 
     def __init__(self, runs: Path):
         self.runs, self.proc, self.url = runs, None, None
+        self.output: collections.deque = collections.deque(maxlen=300)
 
     def start(self) -> "WebUI":
         self.proc = subprocess.Popen([sys.executable, "-m", "swiftall", "webui", "--model", "smollm2-135m-instruct",
                                       "--port", "0", "--runs_dir", str(self.runs), "--max_new_tokens", "24",
                                       "--temperature", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+                                     text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                                     preexec_fn=_terminal_ctrl_c)
         for line in self.proc.stdout:
             if line.startswith("swiftall webui: http"):
                 self.url = line.split(": ", 1)[1].strip()
+                # keep reading its output: a full pipe would block the UI's next print (and its exit)
+                threading.Thread(target=self._drain, daemon=True).start()
                 return self
         raise AssertionError(f"swiftall webui exited with {self.proc.wait()}")
 
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+
     def stop(self) -> None:
         self.proc.send_signal(2)
-        self.proc.wait(60)
-        self.proc.stdout.close()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+            self.proc.wait(30)
+            time.sleep(1)
+            raise AssertionError("swiftall webui did not stop on Ctrl-C:\n" + "".join(self.output)[-8000:]) from None
 
     def restart(self) -> None:
         self.stop()
@@ -80,14 +102,14 @@ def ui(tmp_path_factory):
     warnings.warn(f"web UI screenshots: {SHOTS}")
 
 
-def browser(url: str):
-    """Headless Debian Chromium on the page, once the page has rendered."""
+def browser(url: str, *extra: str):
+    """Headless Debian Chromium on the page, once the page has rendered (`extra`: more Chromium flags)."""
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800", *extra):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -334,3 +356,49 @@ def test_image_upload_to_a_tiny_qwen2_vl(smol_dir, tmp_path):
     assert messages == [{"role": "user", "content": "<image>What is in this picture?"}]
     (image,) = media["images"]
     assert image.startswith(str((tmp_path / "runs" / ".webui" / "tmp").resolve())) and image.endswith("cat.png")
+
+
+def _click(root, xpath: str) -> None:
+    wait_for(lambda: root.find_elements(By.XPATH, xpath), timeout=30)[0].click()
+
+
+def test_webcam_snapshot_and_microphone_recording_reach_the_model(tmp_path):
+    """Chromium's fake camera and microphone: a webcam snapshot (Camera) and a recording (the message box's
+    microphone) are attached to the message and reach the engine as an image and an audio file, stored under the
+    UI's temp folder, with their tags in the message."""
+    from swiftall.pipelines.webui import launch
+
+    launched = launch(["--port", "0", "--runs_dir", str(tmp_path / "runs")], preload=False)
+    seen = []
+
+    def recording(model, adapters, messages, media, config):
+        seen.append((messages, media))
+        yield "heard you"
+
+    launched.app.pool.stream = recording
+    driver = browser(launched.url, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+    try:
+        _click(driver, "//button[contains(., 'Camera')]")
+        camera = driver.find_element(By.ID, "chat-webcam")
+        _click(camera, ".//button[contains(., 'Click to Access Webcam')]")
+        _click(camera, ".//button[@aria-label='capture photo']")
+        box = driver.find_element(By.ID, "chat-input")
+        wait_for(lambda: ".png" in box.get_attribute("innerHTML"), timeout=30)
+        _click(box, ".//button[@data-testid='microphone-button']")
+        _click(box, ".//button[@aria-label='Start recording']")
+        time.sleep(2)
+        _click(box, ".//button[@aria-label='Stop recording']")
+        _click(box, ".//button[@aria-label='Attach audio']")
+        time.sleep(1)
+        box.find_element(By.CSS_SELECTOR, "textarea").send_keys("What do you see and hear?", Keys.ENTER)
+        wait_for(lambda: "heard you" in text_of(driver, "chat-bot-0"), timeout=60, show=lambda: text_of(driver,
+                                                                                                      "chat-status"))
+        driver.save_screenshot(str(SHOTS / "chat-webcam-microphone.png"))
+    finally:
+        driver.quit()
+        launched.close()
+    ((messages, media),) = seen
+    (image,), (audio,) = media["images"], media["audios"]
+    temp = str((tmp_path / "runs" / ".webui" / "tmp").resolve())
+    assert image.startswith(temp) and image.endswith(".png") and audio.startswith(temp)
+    assert messages[-1]["content"] == "<image><audio>What do you see and hear?"
