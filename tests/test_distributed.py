@@ -228,10 +228,17 @@ def assert_same_training(one: Path, other: Path, rel: float = 1e-3, atol: float 
 
 
 @pytest.fixture(scope="module")
-def one_process(tiny_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dist")
-    data = folder / "data.jsonl"
+def data_file(tmp_path_factory) -> Path:
+    """32 rows: 8 global batches of 4, so the 4 steps stay inside the first epoch (past an epoch's end a partial last
+    batch is split differently: DDP pads each process's share to equal batches)."""
+    data = tmp_path_factory.mktemp("dist") / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    return data
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_dir, data_file):
+    folder, data = data_file.parent, data_file
     out = folder / "one"
     _run(out, tiny_dir, data, 4, {})
     return folder, data, out
@@ -315,13 +322,13 @@ def test_deepspeed_zero_trains_like_ddp_and_saves_a_plain_model(stage, one_proce
 
 
 @pytest.mark.slow
-def test_a_killed_rank_stops_the_run_naming_it_and_the_last_checkpoint_and_resume_continues(one_process, tiny_dir):
+def test_a_killed_rank_stops_the_run_naming_it_and_the_last_checkpoint_and_resume_continues(data_file, tiny_dir):
     import time
 
     import psutil
 
-    folder, data, _ = one_process
-    out = folder / "killed"
+    data = data_file
+    out = data_file.parent / "killed"
     run = _run(out, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--max_steps", "400", wait=False)
     deadline = time.time() + 400
     while not (out / "checkpoint-2").is_dir() and time.time() < deadline and run.poll() is None:
