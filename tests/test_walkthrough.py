@@ -179,7 +179,8 @@ def _webui_step(root: Path) -> None:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     ui = subprocess.Popen([*_swiftall(), *WEBUI.format(port=port).split()], cwd=root, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C even under nohup/&
     try:
         line = ui.stdout.readline()
         assert line.startswith("swiftall webui: http://"), (line, ui.stderr.read() if ui.poll() is not None else "")
