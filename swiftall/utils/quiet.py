@@ -8,13 +8,21 @@ import warnings
 
 # loggers of libraries that print notes at import or per call; errors still get through
 NOISY_LOGGERS = ("torch.utils._pytree", "torch.utils.cpp_extension", "torch._dynamo", "bitsandbytes", "accelerate",
-                 "datasets", "peft", "trl", "huggingface_hub", "httpx", "absl")
+                 "datasets", "peft", "trl", "huggingface_hub", "httpx", "absl", "DeepSpeed")
 # GPTQModel's logger (logbar) sets its own level when GPTQModel is imported, which peft does whenever it loads a LoRA
 # adapter and GPTQModel is installed: its banner would open every infer/eval/deploy; only `disabled` survives that
 SILENCED_LOGGERS = ("logbar",)
 # where the Python API hides deprecation warnings: raised inside these packages only, not in the user's own code
 LIBRARY_MODULES = r"(transformers|trl|peft|torch|torchvision|accelerate|datasets|huggingface_hub|bitsandbytes)(\.|$)"
 _DONE = {"quiet": False}
+
+
+class _ErrorsOnly(logging.Filter):
+    """Kept by a logger that sets its own level when its library is imported (DeepSpeed sets WARNING, then says
+    "Setting accelerator to CPU" in every run on a machine without CUDA)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 def quiet_libraries(verbose: bool = False, only_libraries: bool = False) -> None:
@@ -28,6 +36,7 @@ def quiet_libraries(verbose: bool = False, only_libraries: bool = False) -> None
         warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES if only_libraries else "")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).addFilter(_ErrorsOnly())
     for name in SILENCED_LOGGERS:
         logging.getLogger(name).disabled = True
     try:
