@@ -47,3 +47,65 @@ def test_ceiling_times_the_counted_gemms():
     per_layer = sum(2 * 2 * 16 * a * b for a, b in shapes.linears())  # forward + input gradient
     assert result["flops"] == 2 * per_layer + 2 * 2 * 4 * 32 * 100
     assert result["seconds"] > 0 and result["gflops_per_s"] == pytest.approx(result["flops"] / result["seconds"] / 1e9)
+
+
+ROWS = [{"messages": [{"role": "user", "content": f"Say {w} twice"}, {"role": "assistant", "content": f"{w} {w}!"}]}
+        for w in ["apple", "river", "stone", "cloud", "green", "quick", "silver", "table"]]
+
+
+def _step_losses(tiny_dir, tmp_path, name, steps=4, **extra):
+    import json
+
+    from swiftall import sft_main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out = tmp_path / name
+    import torch
+
+    torch.manual_seed(0)  # sft_main builds the LoRA weights before --seed takes effect (in the Trainer)
+    sft_main({"model": str(tiny_dir), "dataset": [str(data)], "output_dir": str(out), "train_type": "lora",
+              "max_steps": steps, "per_device_train_batch_size": 2, "padding_free": True, "lora_dropout": 0.3,
+              "learning_rate": 5e-3, "logging_steps": 1, "save_steps": 100, "report_to": ["none"], "seed": 7, **extra})
+    records = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r and "train_runtime" not in r]
+
+
+def test_lean_lora_trains_to_the_plain_losses(tiny_dir, tmp_path, monkeypatch):
+    from swiftall.train import lean_lora
+
+    used = []
+    original = lean_lora._plain_lora
+    monkeypatch.setattr(lean_lora, "_plain_lora", lambda layer, x: used.append(1) or original(layer, x))
+    plain, lean = _plain_and_lean(tiny_dir, tmp_path, used)
+    assert len(plain) == len(lean) == 4 and len(set(plain)) > 1  # dropout on, the weights moving
+    assert lean == pytest.approx(plain, rel=1e-4)
+
+
+def _plain_and_lean(tiny_dir, tmp_path, used):
+    plain = _step_losses(tiny_dir, tmp_path, "plain", lean_lora=False)
+    assert not used  # peft's own forward throughout
+    lean = _step_losses(tiny_dir, tmp_path, "lean", lean_lora=True)
+    assert used  # the lean forward ran
+    return plain, lean
+
+
+def test_liger_kernel_asks_for_its_extra_or_a_gpu(monkeypatch):
+    import importlib.util
+
+    from swiftall.config import SftConfig
+    from swiftall.utils.errors import ConfigError
+
+    flags = {"model": "smollm2-135m-instruct", "dataset": ["d.jsonl"], "use_liger_kernel": True}
+    if importlib.util.find_spec("liger_kernel") is None:
+        with pytest.raises(ConfigError, match=r"pip install 'swiftall\[liger\]'"):
+            SftConfig.from_any(flags)
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        import types
+
+        from swiftall.train import speed
+
+        monkeypatch.setattr("swiftall.utils.optional.require", lambda *a, **k: types.SimpleNamespace())
+        with pytest.raises(ConfigError, match="CUDA GPU"):
+            speed.use_liger_kernel(torch.nn.Linear(2, 2))

@@ -11,6 +11,7 @@ from .eval_task import EvalTaskSection, TrainEvalSection
 from .inference import EngineSection, GenerationSection, MediaSection, QuerySection, SamplingSection
 from .sections import (AdapterSection, CommonSection, DataSection, EncodeSection, ModelSection, OutputSection,
                        SeedSection, TemplateSection)
+from .speed import SpeedSection
 from .tasks import TaskTypeSection
 from .training import BatchingSection, FreezeSection, TrainSection, TunerSection
 from .tuning import TRAIN_QUANT, QuantSection, TunerOptionsSection
@@ -43,7 +44,7 @@ class SftConfig(MediaMixin, Config):
     """Fine-tune a model (full or LoRA) on conversation data."""
 
     command = "sft"
-    sections = (*TRAINING, BatchingSection, TaskTypeSection, EvalTaskSection, TrainEvalSection)
+    sections = (*TRAINING, BatchingSection, SpeedSection, TaskTypeSection, EvalTaskSection, TrainEvalSection)
 
     def check(self) -> None:
         if not self.section("model").given():

@@ -15,6 +15,7 @@ from ..templates import get_template
 from ..train.outputs import check_output_dir, create_output_dir, output_dir_for, resolve_resume, \
     say_how_to_resume
 from ..train.plots import write_plots
+from ..train.speed import apply_speed_options
 from ..train.trainer import build_trainer
 from ..train.varlen import use_varlen_attention
 from ..tuners import apply_tuner, count_parameters
@@ -61,6 +62,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
     model = load_base(info, cfg)  # quantized with --quant_method (QLoRA)
     model.config.use_cache = False  # training needs no KV cache (and packed rows rely on its absence)
     model = apply_tuner(model, cfg, info.family, train_rows=data.train)
+    apply_speed_options(model, cfg)  # --lean_lora, --use_liger_kernel
     trainable, total = count_parameters(model)
     logger.info(f"model {info.name} ({info.path}); trainable parameters {trainable:,} of {total:,} "
                 f"({100 * trainable / total:.2f}%)")
