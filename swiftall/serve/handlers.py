@@ -20,7 +20,8 @@ from .media import MAX_MEDIA_BYTES, MEDIA_TIMEOUT_S, check_media_url, download_m
 from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from .stream import merge_streams, sse, usage_chunk
 from .tasks import shortened
-from .tools import forced_prefill, inline_tools, parse_tool_calls, renders_tools
+from ..templates.tools import inline_tools
+from .tools import forced_prefill, parse_tool_calls
 
 MEDIA_PARTS = {"image_url": ("images", "<image>"), "input_image": ("images", "<image>"),
                "input_audio": ("audios", "<audio>"), "audio_url": ("audios", "<audio>"),
@@ -135,7 +136,7 @@ class Handlers:
         request = InferRequest(messages=messages, adapter=adapter, **media)
         if use_tools:
             template = getattr(self.engine, "template", None)
-            if template is not None and renders_tools(template, messages, tools):
+            if template is not None and template.renders_tools:
                 request.tools = tools
             else:
                 request.messages = inline_tools(messages, tools)

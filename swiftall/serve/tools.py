@@ -1,9 +1,6 @@
-"""Tool calling: tools into the prompt, tool calls out of the answer.
-
-A chat template that renders `tools` itself (Qwen2.5, Llama 3.1, Mistral, Hermes...) gets them as they are. For
-a template that ignores them, the tools go into the system message in the Hermes format (`<tools>` ... and
-`<tool_call>{"name", "arguments"}</tool_call>` answers), which is what most open models are trained on.
-Parsing accepts the Hermes/Qwen format, Mistral's `[TOOL_CALLS]` list and a bare Llama-3.1 JSON call.
+"""Tool calling: tool calls out of the answer, and the prefill that forces one. Tools go into the prompt in
+templates/tools.py (the same for training and serving). Parsing accepts the Hermes/Qwen format, Mistral's
+`[TOOL_CALLS]` list and a bare Llama-3.1 JSON call.
 """
 from __future__ import annotations
 
@@ -13,54 +10,6 @@ import uuid
 from typing import Any, Optional
 
 HERMES = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
-
-
-def tools_system_text(tools: list[dict[str, Any]]) -> str:
-    listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
-    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-            f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{listing}\n"
-            "</tools>\n\nFor each function call, return a json object with function name and arguments within "
-            "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
-            "<args-json-object>}\n</tool_call>")
-
-
-def renders_tools(template: Any, messages: list[dict], tools: list[dict]) -> bool:
-    """Does the chat template put `tools` into the prompt by itself?"""
-    try:
-        return template.render(messages, add_generation_prompt=True, tools=tools) != \
-            template.render(messages, add_generation_prompt=True)
-    except Exception:
-        return False
-
-
-def inline_tools(messages: list[dict], tools: list[dict]) -> list[dict]:
-    """Messages for a template without tool support: tools in the system message, calls and results as text."""
-    out = []
-    for m in messages:
-        if m["role"] == "assistant" and m.get("tool_calls"):
-            calls = "\n".join(f"<tool_call>\n{json.dumps(_call_json(c), ensure_ascii=False)}\n</tool_call>"
-                              for c in m["tool_calls"])
-            out.append({"role": "assistant", "content": ((m.get("content") or "") + "\n" + calls).strip()})
-        elif m["role"] == "tool":
-            out.append({"role": "user", "content": f"<tool_response>\n{m.get('content') or ''}\n</tool_response>"})
-        else:
-            out.append({"role": m["role"], "content": m.get("content") or ""})
-    system = tools_system_text(tools)
-    if out and out[0]["role"] == "system":
-        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{system}"}
-    else:
-        out.insert(0, {"role": "system", "content": system})
-    return out
-
-
-def _call_json(call: dict) -> dict:
-    fn = call.get("function") or {}
-    args = fn.get("arguments")
-    try:
-        args = json.loads(args) if isinstance(args, str) else args
-    except json.JSONDecodeError:
-        pass
-    return {"name": fn.get("name"), "arguments": args}
 
 
 def forced_prefill(tool_choice: Any) -> Optional[str]:

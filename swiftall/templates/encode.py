@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..utils.errors import SwiftallError
+from .tools import has_tool_turns, inline_tools, template_renders_tools
 
 IGNORE = -100
 
@@ -58,9 +59,29 @@ class Template:
         return messages
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False, tools: Any = None) -> str:
+        messages, tools = self.with_tools(messages, tools)
         kwargs = {"tools": tools} if tools else {}
         return self.tokenizer.apply_chat_template(self._with_system(messages), tokenize=False,
                                                   add_generation_prompt=add_generation_prompt, **kwargs)
+
+    @property
+    def renders_tools(self) -> bool:
+        """Whether the chat template puts a tool list into the prompt itself (probed once)."""
+        known = getattr(self, "_renders_tools", None)
+        if known is None:
+            self._renders_tools = True   # while probing, render passes tools through as given
+            try:
+                known = template_renders_tools(lambda m, t: self.render(m, add_generation_prompt=True, tools=t))
+            finally:
+                self._renders_tools = known
+        return known
+
+    def with_tools(self, messages: list[dict], tools: Any) -> tuple[list[dict], Any]:
+        """Tools, tool calls and tool results as the template renders them, or inlined as text (Hermes format) when
+        it does not: the same for training rows and served requests (templates/tools.py)."""
+        if (tools or has_tool_turns(messages)) and not self.renders_tools:
+            return inline_tools(messages, list(tools or [])), None
+        return messages, tools
 
     # ---- training -------------------------------------------------------------------------------
     def assistant_spans(self, messages: list[dict], text: str, tools: Any = None) -> list[tuple[int, int]]:

@@ -66,6 +66,7 @@ class MultimodalTemplate(Template):
 
     # ---- rendering ------------------------------------------------------------------------------
     def render(self, messages: list[dict], add_generation_prompt: bool = False, tools: Any = None) -> str:
+        messages, tools = self.with_tools(messages, tools)
         messages = self._with_system(messages)
         kwargs = {"tools": tools} if tools else {}
         if self.parts_mode:
