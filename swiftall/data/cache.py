@@ -15,7 +15,7 @@ from ..utils.log import get_logger
 from .report import DataReport
 
 logger = get_logger(__name__)
-DATA_VERSION = "swiftall-data-1"   # bump when encoding changes in a way that invalidates old caches
+DATA_VERSION = "swiftall-data-2"   # bump when encoding changes in a way that invalidates old caches (2: tools inlined)
 
 
 def _sha(*parts: Any) -> str:
