@@ -2,9 +2,15 @@
 """SFT throughput on the embedded model: LoRA, fp32, --max_length 512, batch 4, the first 192 rows of sft.jsonl.
 
 Runs each batching variant in its own process on the same rows and prints trained tokens per second
-(assistant tokens, the ones with a loss), all tokens per second (pad excluded), time to first step, peak memory,
-and the ratio against plain padded batches. With --ms_swift PATH/TO/swift it also runs ms-swift's `swift sft`
-on the same rows and settings, side by side, and prints our ratio against it.
+(assistant tokens, the ones with a loss), all tokens per second (pad excluded), time to first step, peak memory
+(the run's own VmHWM), the ratio against the first variant, and how close the run came to the machine: its model
+FLOPs (swiftall/train/flops.py: 4 x non-embedding parameters per token for LoRA's frozen weights, 6 x the
+adapter's, 4 x the output head at trained positions) over its training-loop seconds, against the fp32 matmul rate
+of exactly those GEMMs at its mean tokens per step, timed right after it in a process with its environment.
+A variant may add overrides: `padding_free+gradient_checkpointing=true+OMP_WAIT_POLICY=ACTIVE` (lower-case keys
+are sft flags, UPPER_CASE ones environment variables). Runs use OMP_WAIT_POLICY=PASSIVE, as the CLI does, unless
+a variant sets it. With --ms_swift PATH/TO/swift it also runs ms-swift's `swift sft` on the same rows and
+settings, side by side, and prints our ratio against it.
 
     python benchmarks/bench_sft.py [--rows 192] [--steps N] [--variants plain,grouped,padding_free,packing]
                                    [--ms_swift /path/to/venv/bin/swift]
@@ -32,11 +38,21 @@ VARIANTS = {
 
 RUNNER = r"""
 import json, sys
+from swiftall.utils.env import passive_openmp_waits
+passive_openmp_waits()  # as the CLI does, before torch loads
 from swiftall import sft_main
 from swiftall.train.callbacks import peak_rss_kib
 summary = sft_main(json.loads(sys.argv[1]))
 summary["peak_rss_kib"] = peak_rss_kib()  # this process's own peak (VmHWM), not the parent's carried by exec
 print("BENCH_RESULT " + json.dumps(summary))
+"""
+CEILING = r"""
+import json, sys
+from swiftall.utils.env import passive_openmp_waits
+passive_openmp_waits()
+from swiftall.train.flops import DecoderShapes, matmul_ceiling
+shapes, tokens, positions = json.loads(sys.argv[1])
+print("BENCH_RESULT " + json.dumps(matmul_ceiling(DecoderShapes(**shapes), tokens, positions, full=False, repeats=2)))
 """
 
 
@@ -124,16 +140,23 @@ def parse_variant(spec: str) -> tuple[str, dict, dict]:
     return base, config, env
 
 
-def add_efficiency(result: dict, shapes) -> None:
+def add_efficiency(result: dict, shapes, env: dict) -> None:
     """The run's model FLOPs (swiftall/train/flops.py), the matmul ceiling of the same GEMMs at its mean tokens
-    per step measured right after the run (same load), and the fraction of that ceiling the run reached."""
-    from swiftall.train.flops import lora_params, matmul_ceiling, train_flops
+    per step measured right after the run in a process with the run's environment (same load, same thread
+    settings), and the fraction of that ceiling the run reached."""
+    from dataclasses import asdict
+
+    from swiftall.train.flops import lora_params, train_flops
 
     steps = max(result["steps"], 1)
     flops = train_flops(shapes, result["tokens"], result["trained_tokens"], full=False,
                         adapter_params=lora_params(shapes, 8))
-    ceiling = matmul_ceiling(shapes, round(result["tokens"] / steps), round(result["trained_tokens"] / steps),
-                             full=False, repeats=2)
+    job = [asdict(shapes), round(result["tokens"] / steps), round(result["trained_tokens"] / steps)]
+    out = subprocess.run([sys.executable, "-c", CEILING, json.dumps(job)], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    if out.returncode != 0:
+        raise SystemExit(f"the matmul ceiling failed:\n{out.stderr[-3000:]}")
+    ceiling = json.loads(out.stdout.split("BENCH_RESULT ", 1)[1].splitlines()[0])
     result["tflop"] = flops["total"] / 1e12
     result["gflop_s"] = flops["total"] / result["loop_s"] / 1e9
     result["ceiling_gflop_s"] = ceiling["gflops_per_s"]
@@ -185,7 +208,7 @@ def main() -> None:
         result = run_ours(base, dataset, args.steps, workdir / str(i), args.gradient_checkpointing, extra=config,
                           env=env)
         result["variant"] = spec
-        add_efficiency(result, shapes)
+        add_efficiency(result, shapes, env)
         results.append(result)
         print(f"{spec}: {result}", flush=True)
     print_table(results, args.rows)
