@@ -36,9 +36,10 @@ print("BENCH_RESULT " + json.dumps({k: summary[k] for k in ("tokens", "trained_t
 
 def run(out: Path, args: argparse.Namespace, batch: int, nproc: int) -> dict:
     """One process runs sft_main itself (its summary counts the tokens); two go through the CLI's torchrun launch."""
-    flags = ["--model", args.model, "--dataset", args.dataset, "--train_type", args.train_type, "--lora_dropout", "0", "--max_steps",
-             str(args.steps), "--per_device_train_batch_size", str(batch), "--logging_steps", "1", "--save_steps",
-             "1000", "--report_to", "none", "--max_length", str(args.max_length), "--output_dir", str(out)]
+    flags = ["--model", args.model, "--dataset", args.dataset, "--train_type", args.train_type, "--lora_dropout", "0",
+             "--max_steps", str(args.steps), "--per_device_train_batch_size", str(batch), "--logging_steps", "1",
+             "--save_steps", "1000", "--report_to", "none", "--max_length", str(args.max_length),
+             "--output_dir", str(out)]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE")}
     env["NPROC_PER_NODE"] = str(nproc)
     started = time.time()

@@ -38,7 +38,7 @@ def test_flags_then_environment_then_one_process():
 
 def test_torchrun_command_is_standalone_on_one_machine_and_explicit_across_machines():
     one = torchrun_command(launch_plan(sft("--nproc_per_node", "2"), {}), "sft", ["--x", "1"])
-    assert one[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    assert one[1:5] == ["-m", "swiftall.cli.torchrun", "--nproc_per_node=2", "--standalone"]
     assert one[-5:] == ["-m", "swiftall.cli.main", "sft", "--x", "1"]
     many = torchrun_command(launch_plan(sft(), {"NPROC_PER_NODE": "8", "NNODES": "4", "NODE_RANK": "3",
                                                 "MASTER_ADDR": "h0", "MASTER_PORT": "6000"}), "sft", [])
@@ -102,7 +102,7 @@ def test_a_failed_launch_names_the_last_checkpoint_to_resume_from(tmp_path, monk
     monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 1)
     assert maybe_relaunch("sft", [*BASE, "--nproc_per_node", "2", "--output_dir", str(tmp_path / "run")],
                           SftConfig) == 1
-    assert calls and calls[0][:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert calls and calls[0][:3] == [sys.executable, "-m", "swiftall.cli.torchrun"]
     err = capsys.readouterr().err
     assert f"Last complete checkpoint: {ckpt}; continue with --resume_from_checkpoint {tmp_path / 'run'}" in err
 

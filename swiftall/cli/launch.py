@@ -1,6 +1,7 @@
 """Multi-process training: `NPROC_PER_NODE=2 swiftall sft ...` (ms-swift's variables) or `swiftall sft
---nproc_per_node 2 ...` re-launches the same command under torchrun (`python -m torch.distributed.run`); a process
-that torchrun, `accelerate launch` or `deepspeed` already started (LOCAL_RANK/WORLD_SIZE set) runs as it is.
+--nproc_per_node 2 ...` re-launches the same command under torchrun (`torch.distributed.run`, through
+cli/torchrun.py); a process that torchrun, `accelerate launch` or `deepspeed` already started (LOCAL_RANK/WORLD_SIZE
+set) runs as it is.
 
 The flags are checked once, here, before any process starts; every process gets the same --output_dir (a run folder
 named by the time would differ between processes started a second apart)."""
@@ -105,7 +106,7 @@ def _int_variable(name: str, text: str, low: int) -> int:
 
 
 def torchrun_command(plan: LaunchPlan, command: str, argv: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={plan.nproc_per_node}"]
+    cmd = [sys.executable, "-m", "swiftall.cli.torchrun", f"--nproc_per_node={plan.nproc_per_node}"]
     if plan.nnodes == 1 and plan.master_port is None:
         cmd.append("--standalone")  # a free port on this machine
     else:

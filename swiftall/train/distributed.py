@@ -47,8 +47,8 @@ def check_engine(deepspeed: Optional[str], fsdp: Optional[str], on_cpu: bool) ->
         require("deepspeed", "deepspeed", f"--deepspeed {deepspeed}")
     if fsdp and on_cpu:
         raise ConfigError(f"--fsdp {fsdp} on CPU: accelerate runs FSDP only on GPUs/accelerators and would silently "
-                          "train as plain DDP here (every process holding the whole model); drop --fsdp for DDP, or use "
-                          "--deepspeed zero3 (ZeRO-3 shards the same states and runs on CPU with gloo)")
+                          "train as plain DDP here (every process holding the whole model); drop --fsdp for DDP, or "
+                          "use --deepspeed zero3 (ZeRO-3 shards the same states and runs on CPU with gloo)")
 
 
 def deepspeed_config(value: str) -> dict[str, Any]:
