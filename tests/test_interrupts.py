@@ -259,3 +259,53 @@ def test_a_dropped_engine_ends_its_thread_once_idle(tiny_dir, monkeypatch):
     assert not set(engine_threads()) - before
     gc.collect()
     assert model() is None
+
+
+def _deploy_and_interrupt(long_dir: Path, tmp_path: Path, presses: int) -> tuple[int, str, list[str]]:
+    """deploy on a free port, a streamed answer of 3000 tokens in flight, then `presses` Ctrl-C 1 s apart."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    process = subprocess.Popen(swiftall("deploy", "--model", long_dir, "--port", port, "--served_model_name", "m"),
+                               env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
+    deadline = time.time() + 180
+    while not any("serving 'm'" in line for line in output) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    ends: list[str] = []
+
+    def ask() -> None:
+        body = {"model": "m", "messages": [{"role": "user", "content": "go"}], "max_tokens": 3000, "stream": True,
+                "temperature": 0, "ignore_eos": True}
+        try:
+            with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=300) as r:
+                ends.extend(line for line in r.iter_lines() if '"finish_reason":"' in line.replace(" ", ""))
+        except httpx.HTTPError as exc:
+            ends.append(type(exc).__name__)
+
+    client = threading.Thread(target=ask)
+    client.start()
+    time.sleep(2)
+    for _ in range(presses):
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)
+    code = process.wait(timeout=300)
+    client.join(timeout=60)
+    time.sleep(0.2)
+    return code, "".join(output), ends
+
+
+@pytest.mark.slow  # two deploy processes of a tiny model
+def test_deploy_ctrl_c_once_finishes_the_answer_and_twice_cuts_it_off_quietly(long_dir, tmp_path):
+    code, output, ends = _deploy_and_interrupt(long_dir, tmp_path, presses=1)
+    assert code == 130 and "Traceback" not in output, output[-3000:]
+    assert len(ends) == 1 and '"length"' in ends[0].replace(" ", ""), ends   # the answer in flight was finished
+    code, output, ends = _deploy_and_interrupt(long_dir, tmp_path, presses=2)
+    assert code == 130 and "second Ctrl-C" in output, output[-3000:]
+    assert "Traceback" not in output and "Event loop is closed" not in output, output[-3000:]

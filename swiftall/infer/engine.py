@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator, Optional, Union
 
+from ..utils.aio import put_from_thread
+
 BASE_MODEL = "__base__"  # adapter name meaning "the base model, no adapter" (peft's own spelling)
 
 
@@ -253,15 +255,17 @@ async def iterate_in_thread(make_iterator: Any) -> AsyncIterator[Any]:
     done = object()
     stop = threading.Event()
 
+    put = put_from_thread(loop, items)
+
     def pump() -> None:
         try:
             for item in make_iterator():
-                loop.call_soon_threadsafe(items.put_nowait, item)
+                put(item)
                 if stop.is_set():
                     break
-            loop.call_soon_threadsafe(items.put_nowait, done)
+            put(done)
         except BaseException as exc:  # handed to the consumer, raised there
-            loop.call_soon_threadsafe(items.put_nowait, exc)
+            put(exc)
 
     threading.Thread(target=pump, daemon=True).start()
     try:

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator, Optional
 
+from ..utils.aio import put_from_thread
 from .engine import Engine, InferRequest, InferResponse, RequestConfig, StreamEvent, TokenLogprob
 
 _DONE = object()
@@ -82,7 +83,7 @@ class LoopEngine(Engine):
     async def stream_async(self, request: Any, config: Optional[RequestConfig] = None) -> AsyncIterator[StreamEvent]:
         caller = asyncio.get_running_loop()
         items: asyncio.Queue = asyncio.Queue()
-        put = lambda item: caller.call_soon_threadsafe(items.put_nowait, item)  # noqa: E731
+        put = put_from_thread(caller, items)
         future = asyncio.run_coroutine_threadsafe(
             self._pump(InferRequest.coerce(request), config or self.default_config, put), self.loop)
         try:

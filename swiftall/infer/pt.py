@@ -16,6 +16,7 @@ from ..models import ModelInfo, load_model, load_tokenizer, resolve_model
 from ..templates import Encoded, Template, get_template
 from ..tuners import attach_adapters
 from ..tuners.adapters import mixed_batches
+from ..utils.aio import put_from_thread
 from ..utils.errors import ConfigError
 from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
@@ -168,7 +169,7 @@ class PtEngine(Engine):
         """Events straight from the scheduler thread onto the event loop (no thread per request)."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        answers = self.start(request, config, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
+        answers = self.start(request, config, emit=put_from_thread(loop, events))
         open_ = len(answers)
         try:
             while open_:
@@ -183,7 +184,7 @@ class PtEngine(Engine):
     async def infer_async(self, request: Any, config: Optional[RequestConfig] = None) -> InferResponse:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        answers = self.start(request, config, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
+        answers = self.start(request, config, emit=put_from_thread(loop, events))
         open_ = len(answers)
         while open_:
             event = await events.get()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import logging
+import signal
 import socket
 import threading
 import time
@@ -42,10 +44,32 @@ def serve_forever(app: Any, host: str, port: int, on_ready: Optional[Any] = None
     """Serve until Ctrl-C/SIGTERM, on `sock` when given (see bind_socket), else on host:port."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app, host, port))
+    server = _stopping_server(uvicorn, uvicorn_config(app, host, port))
     if on_ready is not None:
         threading.Thread(target=_when_started, args=(server, on_ready), daemon=True).start()
     server.run(sockets=[sock] if sock is not None else None)
+    if server.signals:   # after a clean stop, as Ctrl-C ends every command (exit status 130)
+        raise KeyboardInterrupt
+
+
+def _stopping_server(uvicorn: Any, config: Any) -> Any:
+    """uvicorn's server, stopping on Ctrl-C/SIGTERM as uvicorn does (the first waits for requests in flight, a
+    second Ctrl-C cuts them off) but without re-raising the signal inside its event loop afterwards, which made
+    asyncio cancel the cut-off requests' tasks mid-await and uvicorn log each one as a traceback."""
+
+    class Server(uvicorn.Server):
+        signals: list[int] = []
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.signals = [*self.signals, sig]
+            if self.should_exit and sig == signal.SIGINT:
+                logger.warning("second Ctrl-C: stopping now; answers still being written are cut off")
+                logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # their cancellations are the point
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server(config)
 
 
 def _when_started(server: Any, callback: Any) -> None:

@@ -2,7 +2,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
+
+
+def put_from_thread(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> Callable[[Any], None]:
+    """A callback for another thread (the scheduler's) that puts items onto `queue` on `loop`. Once the loop is
+    closed -- the server stopped, nobody reads the answer any more -- items are dropped instead of raising
+    `Event loop is closed` in the producing thread, which would end it with a traceback."""
+    def put(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:
+            pass
+
+    return put
 
 
 async def merge_streams(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[int, Any]]:
