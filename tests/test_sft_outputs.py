@@ -102,3 +102,15 @@ def test_padding_free_is_the_default_for_registered_text_families(lora_run):
     _, out, _ = lora_run
     args = json.loads((out / "args.json").read_text())  # the resolved config that ran
     assert args["padding_free"] is True and args["group_by_length"] is False
+
+
+def test_two_runs_in_one_process_with_the_same_seed_train_the_same_adapter(lora_run, tiny_dir, tmp_path):
+    # before the seed was set ahead of the tuner, a second in-process run started from other LoRA weights
+    import torch
+    from safetensors.torch import load_file
+
+    _, out, data = lora_run
+    torch.manual_seed(1234)   # whatever the process did before must not matter
+    sft_main(base_config(tiny_dir, data, tmp_path / "again", report_to="none"))
+    first, second = load_file(out / "adapter_model.safetensors"), load_file(tmp_path / "again" / "adapter_model.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)

@@ -18,6 +18,13 @@ def model_info(cfg: Any) -> ModelInfo:
     return resolve_model(cfg.model, cfg.model_type, hub=cfg.hub, revision=cfg.revision)
 
 
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch seeded before anything random is built (LoRA's A matrices, new heads)."""
+    from transformers import set_seed
+
+    set_seed(int(seed))
+
+
 def counted(n: int, word: str) -> str:
     """'1 step', '4 steps'."""
     return f"{n} {word}{'' if n == 1 else 's'}"

@@ -31,7 +31,7 @@ from ..utils.env import is_main_process
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import counted, model_info, names_a_model, take_base_from_run
+from .common import counted, model_info, names_a_model, seed_everything, take_base_from_run
 
 logger = get_logger(__name__)
 CURVES = {"rewards/chosen": "reward of chosen", "rewards/rejected": "reward of rejected",
@@ -113,6 +113,7 @@ def _run(cfg: Any) -> dict[str, Any]:
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
     skip_unused_gptq_probe()  # before peft wraps layers (here or inside TRL's trainer)
+    seed_everything(cfg.seed)  # peft's initial weights (made inside TRL's trainer, before it seeds) follow --seed
     model = _load(info, cfg, method.auto_class, start)
     if cfg.train_type == "full" and cfg.rlhf_type != "ppo":  # as sft: --freeze_vit/--freeze_aligner/--freeze_llm
         freeze_parts(model, cfg, getattr(info, "family", None))

@@ -24,7 +24,7 @@ from ..tuners.quant import check_quant, load_base
 from ..utils.env import is_main_process
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
-from .common import counted, model_info
+from .common import counted, model_info, seed_everything
 from .plan import check_plan_before_loading
 from .sft_tasks import task_main
 
@@ -59,6 +59,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
         _save_args(cfg.to_dict() | {"model_path": str(Path(info.path).resolve())}, output_dir)
 
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
+    seed_everything(cfg.seed)  # the tuner's initial weights follow --seed (a second run in one process too)
     model = load_base(info, cfg)  # quantized with --quant_method (QLoRA)
     model.config.use_cache = False  # training needs no KV cache (and packed rows rely on its absence)
     model = apply_tuner(model, cfg, info.family, train_rows=data.train)
