@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..utils import env
 from ..utils.errors import ConfigError
+from .launch import DEFAULT_PORT
 
 PACKAGES = ("swiftall", "torch", "transformers", "accelerate", "peft", "trl", "datasets", "deepspeed")
 USAGE = "usage: swiftall doctor [--dist] [--output_dir DIR]"
@@ -62,7 +63,7 @@ def _versions() -> tuple[bool, str]:
 
 def _port_check(variables: dict[str, str]) -> tuple[bool, str]:
     addr = variables.get("MASTER_ADDR", "127.0.0.1")
-    port = int(variables.get("MASTER_PORT", "29500"))
+    port = int(variables.get("MASTER_PORT", DEFAULT_PORT))
     if variables.get("NODE_RANK", "0") != "0":  # another node: the master must resolve (a listener comes later)
         try:
             socket.getaddrinfo(addr, port)

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..config.distributed import LAUNCH_FLOORS
 from ..utils import env
 from ..utils.errors import ConfigError
 
@@ -80,7 +81,7 @@ def _resume_hint(run_dir: str) -> str:
 def launch_plan(cfg: Any, variables: dict[str, str]) -> LaunchPlan:
     """Flags first, then NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT, then single-process defaults."""
     plan = LaunchPlan()
-    for name, low in (("nproc_per_node", 1), ("nnodes", 1), ("node_rank", 0), ("master_port", 1)):
+    for name, low in LAUNCH_FLOORS:  # the same floors as the flags' (config/distributed.py)
         value = getattr(cfg, name)
         if value is None and name.upper() in variables:
             value = _int_variable(name.upper(), variables[name.upper()], low)

@@ -14,6 +14,7 @@ from .base import Section, arg
 ZERO_PRESETS = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
 FSDP_PRESETS = ("full_shard", "shard_grad_op", "offload")
 BACKENDS = ("nccl", "gloo", "mpi", "ccl", "hccl", "xccl")
+LAUNCH_FLOORS = (("nproc_per_node", 1), ("nnodes", 1), ("node_rank", 0), ("master_port", 1))  # flag, least value
 
 
 @dataclass
@@ -44,7 +45,7 @@ class DistributedSection(Section):
                               metavar="MODE|FILE.json")
 
     def check(self) -> None:
-        for name, low in (("nproc_per_node", 1), ("nnodes", 1), ("node_rank", 0), ("master_port", 1)):
+        for name, low in LAUNCH_FLOORS:
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ConfigError(f"--{name} must be at least {low}, got {value}")

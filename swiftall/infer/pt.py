@@ -20,7 +20,7 @@ from ..utils.aio import put_from_thread
 from ..utils.errors import ConfigError
 from .detok import Answer
 from .engine import BASE_MODEL, Engine, InferRequest, InferResponse, RequestConfig, StreamEvent
-from .media_prefill import media_inputs, unbatchable
+from .media_prefill import device_inputs, media_inputs, unbatchable
 from .sampling import resolve_params
 from .scheduler import Scheduler, Sequence
 from .worker import cancelled_rows, token_feed
@@ -232,9 +232,8 @@ class PtEngine(Engine):
         try:
             device = next(self.model.parameters()).device
             ids = torch.tensor([encoded.input_ids] * len(seqs), device=device)
-            inputs = {k: (torch.cat([v] * len(seqs)) if torch.is_tensor(v) else v) for k, v in
-                      _merge_extras([extras]).items()}
-            inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            inputs = device_inputs({k: (torch.cat([v] * len(seqs)) if torch.is_tensor(v) else v) for k, v in
+                                    _merge_extras([extras]).items()}, device)
             kwargs = {"adapter_names": [seqs[0].adapter or BASE_MODEL] * len(seqs)} if self.adapters else {}
             # text rows step between generate's steps -- unless generate carries peft's per-row adapter hooks,
             # which stay on the shared modules for the whole call and would apply to those rows' forwards too

@@ -165,7 +165,7 @@ def _rollouts(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any]:
 
 
 def _summary(cfg: Any, trainer: Any, result: Any, data: Any, output_dir: Path, started: float) -> dict[str, Any]:
-    plots = write_plots(output_dir, CURVES) if is_main_process() else []
+    plots = write_plots(output_dir, CURVES)
     summary = {
         "output_dir": str(output_dir),
         "rlhf_type": cfg.rlhf_type,

@@ -90,7 +90,7 @@ def sft_main(config: Any = None) -> dict[str, Any]:
 
 def _summary(trainer: Any, result: Any, data: Any, output_dir: Path, started: float) -> dict[str, Any]:
     """What sft_main returns: the run's folder, steps, losses, time and tokens (the plots written first)."""
-    plots = write_plots(output_dir) if is_main_process() else []
+    plots = write_plots(output_dir)
     return {
         "output_dir": str(output_dir),
         "global_step": trainer.state.global_step,

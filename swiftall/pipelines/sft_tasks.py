@@ -77,7 +77,7 @@ def task_main(cfg: Any, started: float) -> dict[str, Any]:
     if is_main_process():
         spec.save(output_dir)
     after = (_last_eval(trainer) or trainer.evaluate()) if data.val else {}
-    plots = [str(p) for p in write_plots(output_dir)] if is_main_process() else []
+    plots = [str(p) for p in write_plots(output_dir)]
     logger.info(f"done: {counted(trainer.state.global_step, 'step')}; {cfg.task_type} model in {output_dir}"
                 + (f"; validation {_brief(before)} -> {_brief(after)}" if after else ""))
     return {"output_dir": str(output_dir), "global_step": trainer.state.global_step,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..utils.env import is_main_process
 from .callbacks import read_log
 
 CURVES = {"loss": "train loss", "learning_rate": "learning rate", "eval_loss": "eval loss", "grad_norm": "grad norm"}
@@ -10,7 +11,10 @@ CURVES = {"loss": "train loss", "learning_rate": "learning rate", "eval_loss": "
 
 def write_plots(output_dir: Path, curves: dict[str, str] | None = None) -> list[Path]:
     """One PNG per logged curve: CURVES, scores of evaluation during training (eval_<dataset>/<metric>) and a
-    command's own (`curves`: log key -> title), e.g. rewards/margins."""
+    command's own (`curves`: log key -> title), e.g. rewards/margins. In a multi-process run only rank 0 writes
+    them (none elsewhere)."""
+    if not is_main_process():
+        return []
     import matplotlib
 
     matplotlib.use("Agg")
