@@ -36,6 +36,16 @@ def test_flags_then_environment_then_one_process():
     assert (plan.nproc_per_node, plan.master_port, plan.world_size) == (4, 1234, 4)
 
 
+def test_launched_processes_share_the_cpus_unless_the_user_set_the_threads(monkeypatch):
+    from swiftall.utils import env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(env, "usable_cpus", lambda: 16)
+    assert env.launch_environment(4)["OMP_NUM_THREADS"] == "4" and env.launch_environment(32)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert env.launch_environment(4)["OMP_NUM_THREADS"] == "3"
+
+
 def test_torchrun_command_is_standalone_on_one_machine_and_explicit_across_machines():
     one = torchrun_command(launch_plan(sft("--nproc_per_node", "2"), {}), "sft", ["--x", "1"])
     assert one[1:5] == ["-m", "swiftall.cli.torchrun", "--nproc_per_node=2", "--standalone"]
@@ -99,7 +109,7 @@ def test_a_failed_launch_names_the_last_checkpoint_to_resume_from(tmp_path, monk
     (ckpt / "trainer_state.json").write_text("{}")
     (ckpt / "model.safetensors").write_text("")
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 1)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kwargs: calls.append(cmd) or 1)
     assert maybe_relaunch("sft", [*BASE, "--nproc_per_node", "2", "--output_dir", str(tmp_path / "run")],
                           SftConfig) == 1
     assert calls and calls[0][:3] == [sys.executable, "-m", "swiftall.cli.torchrun"]

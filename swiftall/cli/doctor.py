@@ -31,7 +31,7 @@ def doctor_command(argv: list[str]) -> None:
     for name, (ok, text) in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {text}")
     if failed:
-        raise ConfigError(f"doctor: {', '.join(failed)} failed (see above)")
+        raise ConfigError(f"{', '.join(failed)} failed (see above)")
 
 
 def _parse(argv: list[str]) -> tuple[bool, Optional[str]]:
@@ -45,7 +45,7 @@ def _parse(argv: list[str]) -> tuple[bool, Optional[str]]:
         elif flag.startswith("--output_dir="):
             output_dir = flag.split("=", 1)[1]
         else:
-            raise ConfigError(f"doctor: unknown argument {flag!r}; {USAGE}")
+            raise ConfigError(f"unknown argument {flag!r}; {USAGE}")
     return dist, output_dir
 
 

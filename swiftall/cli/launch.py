@@ -57,7 +57,7 @@ def maybe_relaunch(command: str, argv: list[str], config_cls: Any) -> Optional[i
     cmd = torchrun_command(plan, command, [*argv, *extra])
     print(f"[swiftall] launching {plan.nproc_per_node} process(es) on node {plan.node_rank} of {plan.nnodes} "
           f"under torchrun", file=sys.stderr)
-    code = subprocess.call(cmd)
+    code = subprocess.call(cmd, env=env.launch_environment(plan.nproc_per_node))
     if code != 0:
         run_dir = cfg.output_dir or (extra[1] if extra else None) or str(cfg.resume_from_checkpoint)
         print(f"swiftall {command}: error: the distributed run failed (exit {code}); the first message naming a "

@@ -78,6 +78,13 @@ def launch_request() -> dict[str, str]:
     return {name: os.environ[name] for name in LAUNCH_VARIABLES if os.environ.get(name, "").strip()}
 
 
+def launch_environment(processes: int) -> dict[str, str]:
+    """The environment of a torchrun launch of `processes` processes on this machine: OMP_NUM_THREADS, unless set,
+    divides this machine's usable CPUs among them (torchrun would set 1 and print a warning saying so)."""
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, usable_cpus() // max(1, processes)))
+    return {**os.environ, "OMP_NUM_THREADS": threads}
+
+
 def launched_world() -> tuple[int, int] | None:
     """(rank, world size) when this process was started by torchrun, accelerate launch or deepspeed, else None."""
     if "LOCAL_RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
