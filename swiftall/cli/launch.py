@@ -138,7 +138,7 @@ def _check_engine(cfg: Any) -> None:
 
     from ..train.distributed import check_engine
 
-    check_engine(cfg.deepspeed, cfg.fsdp, on_cpu=not torch.cuda.is_available())
+    check_engine(cfg, on_cpu=not torch.cuda.is_available())
 
 
 def _output_dir_args(cfg: Any, plan: LaunchPlan) -> list[str]:

@@ -2,7 +2,8 @@
 "auto" values transformers fills from the run), and FSDP2 configs.
 
 accelerate only switches to FSDP on accelerator devices: on CPU (MULTI_CPU) an FSDP plugin is ignored and the run
-would silently be plain DDP. swiftall refuses that instead (`check_engine`)."""
+would silently be plain DDP. swiftall shards sft/pt runs itself there (train/fsdp.py, `shards_itself`) and refuses
+--fsdp on CPU for the other trainers (`check_engine`)."""
 from __future__ import annotations
 
 import json
@@ -33,22 +34,36 @@ def distributed_arguments(cfg: Any, on_cpu: bool) -> dict[str, Any]:
     # transformers' default (True for peft models) costs a graph walk per step and warns on every rank
     kwargs["ddp_find_unused_parameters"] = bool(getattr(cfg, "ddp_find_unused_parameters", None))
     deepspeed, fsdp = getattr(cfg, "deepspeed", None), getattr(cfg, "fsdp", None)
-    check_engine(deepspeed, fsdp, on_cpu)
+    check_engine(cfg, on_cpu)
     if deepspeed:
         kwargs["deepspeed"] = deepspeed_config(deepspeed)
-    if fsdp:
+    if fsdp and not on_cpu:  # on CPU build_trainer applies fully_shard itself (train/fsdp.py)
         kwargs["fsdp"] = True
         kwargs["fsdp_config"] = fsdp_config(fsdp)
     return kwargs
 
 
-def check_engine(deepspeed: Optional[str], fsdp: Optional[str], on_cpu: bool) -> None:
+def shards_itself(cfg: Any, on_cpu: bool) -> bool:
+    """True when swiftall applies fully_shard itself: --fsdp on CPU in a causal-LM sft/pt run (build_trainer)."""
+    return bool(on_cpu and getattr(cfg, "fsdp", None) and getattr(cfg, "command", None) in ("sft", "pt")
+                and getattr(cfg, "task_type", "causal_lm") == "causal_lm")
+
+
+def cpu_reshard_after_forward(cfg: Any) -> bool:
+    """full_shard/offload (and a JSON file unless it says otherwise) free each layer's gathered weights after its
+    forward; shard_grad_op keeps them until the backward (ZeRO-2's trade)."""
+    return bool(fsdp_config(cfg.fsdp).get("reshard_after_forward", True))
+
+
+def check_engine(cfg: Any, on_cpu: bool) -> None:
+    deepspeed, fsdp = getattr(cfg, "deepspeed", None), getattr(cfg, "fsdp", None)
     if deepspeed:
         require("deepspeed", "deepspeed", f"--deepspeed {deepspeed}")
-    if fsdp and on_cpu:
-        raise ConfigError(f"--fsdp {fsdp} on CPU: accelerate runs FSDP only on GPUs/accelerators and would silently "
-                          "train as plain DDP here (every process holding the whole model); drop --fsdp for DDP, or "
-                          "use --deepspeed zero3 (ZeRO-3 shards the same states and runs on CPU with gloo)")
+    if fsdp and on_cpu and not shards_itself(cfg, on_cpu):
+        raise ConfigError(f"--fsdp {fsdp} on CPU: swiftall shards sft/pt causal-LM runs itself, and accelerate "
+                          "runs FSDP only on GPUs, so this trainer would silently train as plain DDP here (every "
+                          "process holding the whole model); drop --fsdp for DDP, or use --deepspeed zero3 (ZeRO-3 "
+                          "shards the same states and runs on CPU with gloo)")
 
 
 def deepspeed_config(value: str) -> dict[str, Any]:
