@@ -10,10 +10,11 @@ from ..templates import IGNORE
 from .callbacks import JsonlLogger, TimeToFirstStep
 from .distributed import distributed_arguments
 from .checkpoints import AtomicCheckpoints
+from .fsdp import CpuFsdpTrainerMixin, shard_if_asked
 from .throughput import ThroughputMixin
 
 
-class SwiftTrainer(AtomicCheckpoints, ThroughputMixin, Trainer):
+class SwiftTrainer(AtomicCheckpoints, CpuFsdpTrainerMixin, ThroughputMixin, Trainer):
     """Logs tokens per second (ThroughputMixin: real and trained tokens) and computes the causal-LM
     loss from the output head at trained positions only (the head and its softmax over the whole vocabulary are
     a large share of a small model's compute; prompt positions need neither)."""
@@ -109,6 +110,7 @@ def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingAr
 def build_trainer(model: Any, tokenizer: Any, cfg: Any, train: list, val: list, collator: Any,
                   output_dir: Path, started: float, family: Any = None) -> SwiftTrainer:
     args = training_arguments(cfg, output_dir, has_eval=bool(val))
+    model = shard_if_asked(model, cfg, args)  # --fsdp on CPU: fully_shard applied by swiftall (train/fsdp.py)
     first = TimeToFirstStep(started)
     optimizer_kwargs = {}
     if getattr(cfg, "vit_lr", None) is not None or getattr(cfg, "aligner_lr", None) is not None:
