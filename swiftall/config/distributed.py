@@ -41,8 +41,12 @@ class DistributedSection(Section):
                                    "memory), or a DeepSpeed JSON file", metavar="STAGE|FILE.json")
     fsdp: Optional[str] = arg(None, "FSDP2 (torch fully_shard): full_shard (like ZeRO-3), shard_grad_op (like "
                               "ZeRO-2), offload (full_shard with states in CPU memory), or an FSDP JSON config "
-                              "file (GPUs only: accelerate runs FSDP on accelerators)",
-                              metavar="MODE|FILE.json")
+                              "file; accelerate shards on GPUs, swiftall itself on CPU (sft/pt; each decoder layer "
+                              "and the root)", metavar="MODE|FILE.json")
+    stall_timeout: Optional[float] = arg(None, "Seconds without a completed training step after which each rank "
+                                         "writes its Python stacks to RUN/stall-rank<N>.txt and names itself in "
+                                         "the log (default: half of --ddp_timeout with several processes, off "
+                                         "with one; 0: off)", metavar="SECONDS")
 
     def check(self) -> None:
         for name, low in LAUNCH_FLOORS:
@@ -56,6 +60,10 @@ class DistributedSection(Section):
                               f"{self.nnodes - 1}")
         if self.ddp_timeout < 1:
             raise ConfigError(f"--ddp_timeout must be at least 1 second, got {self.ddp_timeout}")
+        if self.stall_timeout is not None and not 0 <= self.stall_timeout < self.ddp_timeout:
+            raise ConfigError(f"--stall_timeout {self.stall_timeout:g}: give 0 (off) or fewer seconds than "
+                              f"--ddp_timeout {self.ddp_timeout}, so the stacks are written before the collective "
+                              "timeout ends the run")
         if self.deepspeed and self.fsdp:
             raise ConfigError(f"--deepspeed {self.deepspeed} and --fsdp {self.fsdp}: choose one sharding engine "
                               "(DeepSpeed ZeRO-3 and FSDP full_shard divide the same states)")
