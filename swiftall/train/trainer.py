@@ -12,6 +12,7 @@ from .distributed import distributed_arguments
 from .checkpoints import AtomicCheckpoints
 from .fsdp import CpuFsdpTrainerMixin, shard_if_asked
 from .throughput import ThroughputMixin
+from .watchdog import stall_callbacks
 
 
 class SwiftTrainer(AtomicCheckpoints, CpuFsdpTrainerMixin, ThroughputMixin, Trainer):
@@ -125,7 +126,8 @@ def build_trainer(model: Any, tokenizer: Any, cfg: Any, train: list, val: list, 
     hooks = trainer_hooks(model, cfg, args)  # the tuner's optimizer (LoRA+, GaLore) and callbacks (LISA, AdaLoRA)
     trainer = SwiftTrainer(model=model, args=args, train_dataset=train, eval_dataset=val or None,
                            data_collator=collator, processing_class=tokenizer,
-                           callbacks=[JsonlLogger(output_dir), first, *hooks.pop("callbacks")], **optimizer_kwargs,
+                           callbacks=[JsonlLogger(output_dir), first, *hooks.pop("callbacks"),
+                                      *stall_callbacks(cfg, output_dir)], **optimizer_kwargs,
                            **hooks)
     trainer.first_step_callback = first
     return trainer
