@@ -11,7 +11,7 @@ from typing import Optional
 from ..utils.errors import ConfigError
 from .base import Section, arg
 
-TASK_TYPES = ("causal_lm", "seq_cls", "embedding", "reranker")
+TASK_TYPES = ("causal_lm", "seq_cls", "embedding", "reranker", "generative_reranker")
 PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
                  "regression": "regression"}
 EMBEDDING_LOSSES = ("infonce", "cosine", "contrastive", "online_contrastive")
@@ -29,7 +29,8 @@ class TaskTypeSection(Section):
     title = "model task (seq_cls, embedding, reranker)"
     task_type: str = arg("causal_lm", "What the model is trained for: causal_lm (chat/text generation), seq_cls "
                          "(a label per text), embedding (a vector per text), reranker (a relevance score per "
-                         "query-document pair)", choices=TASK_TYPES)
+                         "query-document pair), generative_reranker (a reranker with --reranker_head yes_no)",
+                         choices=TASK_TYPES)
     num_labels: Optional[int] = arg(None, "seq_cls: number of classes (or outputs, for regression; default: from "
                                     "--label_names, else 1 for regression)")
     problem_type: Optional[str] = arg(None, "seq_cls: single_label (one class per row, default), multi_label "
@@ -51,8 +52,15 @@ class TaskTypeSection(Section):
     pooling: str = arg("last", "embedding: how a text's token states become one vector: last (final token), "
                        "mean, cls (first token); always L2-normalised", choices=POOLING)
     max_negative_samples: int = arg(7, "embedding/reranker: at most this many negatives of a row are used")
+    reranker_head: str = arg("score", "reranker: score (a fresh 1-output head on the last token) or yes_no (the "
+                             "chat model's own 'yes' minus 'no' logit after a judging prompt; what --task_type "
+                             "generative_reranker sets)", choices=("score", "yes_no"))
 
     def check(self) -> None:
+        if self.task_type == "generative_reranker":  # ms-swift's name: a reranker that answers yes or no
+            self.task_type, self.reranker_head = "reranker", "yes_no"
+        if self.reranker_head != "score" and self.task_type != "reranker":
+            raise ConfigError(f"--reranker_head is for --task_type reranker, not {self.task_type}")
         if self.problem_type in PROBLEM_TYPES:
             self.problem_type = PROBLEM_TYPES[self.problem_type]
         if self.task_loss_type in LOSS_ALIASES:

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from ..models.tasks import (TaskSpec, embed_batch, encode, load_task_model, pad, pair_text, render, scores_batch,
-                            truncate_dims)
+from ..models.tasks import (TaskSpec, embed_batch, encode, encode_pairs, load_task_model, pad, pair_scorer,
+                            scores_batch, truncate_dims)
 from ..utils.errors import ConfigError
 from .engine import Engine, InferResponse, RequestConfig
 
@@ -26,8 +26,12 @@ def detect_task(model_path: Any, adapters: Sequence[str] = (), task_type: Option
         spec = TaskSpec.of_run(adapter)
     if spec is None and model_path and Path(model_path).is_dir():
         spec = TaskSpec.load(model_path) or _from_folder(Path(model_path))
-    if task_type and task_type != "causal_lm" and (spec is None or spec.task_type != task_type):
-        spec = TaskSpec(task_type)
+    head = "score"
+    if task_type == "generative_reranker":
+        task_type, head = "reranker", "yes_no"
+    if task_type and task_type != "causal_lm" and (spec is None or (spec.task_type, spec.reranker_head) !=
+                                                   (task_type, head)):
+        spec = TaskSpec(task_type, reranker_head=head)
     if spec is not None and pooling:
         spec.pooling = pooling
     return spec
@@ -116,12 +120,12 @@ class TaskEngine(Engine):
         return out
 
     def rerank(self, query: Any, documents: Sequence[Any], top_n: Optional[int] = None) -> list[dict[str, Any]]:
-        """Documents ordered by relevance to the query: [{index, relevance_score}] (a sigmoid of the score),
-        the top_n first."""
+        """Documents ordered by relevance to the query: [{index, relevance_score}] (a sigmoid of the score: for a
+        generative reranker the probability of "yes" against "no"), the top_n first."""
         self._need("reranker", "rerank")
-        q = render(self.tokenizer, query)
-        pairs = encode(self.tokenizer, [pair_text(q, render(self.tokenizer, d)) for d in documents], self.max_length)
-        scores = self._run(scores_batch, pairs)[:, 0].sigmoid().tolist() if pairs else []
+        pairs = encode_pairs(self.tokenizer, self.spec, query, documents, self.max_length)
+        scorer = pair_scorer(self.spec, self.tokenizer)
+        scores = self._run(scorer, pairs)[:, 0].sigmoid().tolist() if pairs else []
         ranked = sorted(({"index": i, "relevance_score": s} for i, s in enumerate(scores)),
                         key=lambda r: -r["relevance_score"])
         return ranked[:top_n] if top_n else ranked

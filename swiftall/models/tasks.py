@@ -3,6 +3,9 @@ score a text the same way.
 
 - seq_cls / reranker: transformers' `AutoModelForSequenceClassification` (a `score` head on the last non-pad
   token); a reranker is a 1-output classifier over "query + document" texts.
+- generative reranker (`--task_type generative_reranker`, a reranker with `reranker_head: yes_no`): the chat model
+  itself, asked whether the document answers the query; its score is the "yes" logit minus the "no" logit at the
+  answer's first position, so it starts from what the model knows instead of a fresh head.
 - embedding: the backbone (`AutoModel`, no LM head) and a pooling of its last hidden states (last token, mean or
   first token), L2-normalised. Texts are tokenized as the tokenizer does by default (no extra tokens), which is
   also what sentence-transformers does, so an exported model gives the same vectors there.
@@ -31,12 +34,17 @@ class TaskSpec:
     label_names: list[str] = field(default_factory=list)
     max_length: Optional[int] = None
     mrl_dims: list[int] = field(default_factory=list)
+    reranker_head: str = "score"
 
     @classmethod
     def from_config(cls, cfg: Any) -> "TaskSpec":
         labels = cfg.num_labels if cfg.task_type == "seq_cls" else 1
         return cls(cfg.task_type, cfg.pooling, labels or 1, cfg.problem_type if cfg.task_type == "seq_cls" else None,
-                   list(cfg.label_names), cfg.max_length, list(cfg.mrl_dims))
+                   list(cfg.label_names), cfg.max_length, list(cfg.mrl_dims), cfg.reranker_head)
+
+    @property
+    def generative(self) -> bool:
+        return self.task_type == "reranker" and self.reranker_head == "yes_no"
 
     def save(self, folder: Union[str, Path]) -> None:
         (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -91,6 +99,40 @@ def encode(tokenizer: Any, items: Sequence[Text], max_length: Optional[int] = No
     return [row[:max_length] if max_length else row for row in ids]
 
 
+JUDGE_SYSTEM = ('Judge whether the Document meets the requirements based on the Query provided. Note that the answer '
+                'can only be "yes" or "no".')
+_DOCUMENT = "\x00document\x00"
+
+
+def encode_pairs(tokenizer: Any, spec: "TaskSpec", query: Text, documents: Sequence[Text],
+                 max_length: Optional[int] = None) -> list[list[int]]:
+    """The token ids a reranker scores for each (query, document) pair. The generative reranker's chat prompt ends
+    where the answer starts; a long document is cut inside, keeping that end (max_length counts it)."""
+    query, documents = render(tokenizer, query), [render(tokenizer, d) for d in documents]
+    if not spec.generative:
+        return encode(tokenizer, [pair_text(query, d) for d in documents], max_length)
+    messages = [{"role": "system", "content": JUDGE_SYSTEM},
+                {"role": "user", "content": f"<Query>: {query}\n<Document>: {_DOCUMENT}"}]
+    try:
+        head, tail = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True).split(
+            _DOCUMENT)
+    except ValueError as exc:  # no chat template
+        raise ConfigError(f"--task_type generative_reranker asks a chat model for yes/no, but the tokenizer has no "
+                          f"usable chat template ({str(exc).splitlines()[0]}); use --task_type reranker") from None
+    tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
+    keep = max(1, max_length - len(tail_ids)) if max_length else None
+    return [row[:keep] + tail_ids for row in tokenizer([head + d for d in documents],
+                                                       add_special_tokens=False)["input_ids"]]
+
+
+def yes_no_ids(tokenizer: Any) -> list[int]:
+    ids = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in ("yes", "no")]
+    if any(len(i) != 1 for i in ids):
+        raise ConfigError(f"--task_type generative_reranker scores the 'yes' and 'no' tokens, but this tokenizer "
+                          f"splits them into {ids}; use --task_type reranker")
+    return [ids[0][0], ids[1][0]]
+
+
 def pad(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
     """Right-padded input_ids and attention_mask tensors."""
     import torch
@@ -131,6 +173,31 @@ def scores_batch(model: Any, batch: dict[str, Any]) -> Any:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
 
 
+def judge_scores(model: Any, batch: dict[str, Any], token_ids: Sequence[int]) -> Any:
+    """[batch, 1]: the "yes" logit minus the "no" logit after each row's last token. The right-padded rows are
+    turned left-padded (positions counted from each row's first token) so that the last position is every row's
+    answer position and the language-model head runs on it alone."""
+    import torch
+
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    width = ids.shape[1]
+    shift = width - mask.sum(1, keepdim=True)
+    index = (torch.arange(width, device=ids.device).unsqueeze(0) - shift) % width
+    ids, mask = ids.gather(1, index), mask.gather(1, index)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+    picked = logits[:, list(token_ids)].float()
+    return (picked[:, 0] - picked[:, 1]).unsqueeze(-1)
+
+
+def pair_scorer(spec: "TaskSpec", tokenizer: Any) -> Any:
+    """fn(model, batch) -> [batch, 1] relevance logits of a reranker's pairs."""
+    if not spec.generative:
+        return scores_batch
+    token_ids = yes_no_ids(tokenizer)
+    return lambda model, batch: judge_scores(model, batch, token_ids)
+
+
 def truncate_dims(vectors: Any, dims: Optional[int]) -> Any:
     """Matryoshka: the first `dims` dimensions, normalised again."""
     import torch.nn.functional as F
@@ -150,6 +217,8 @@ def load_task_model(path: Union[str, Path], spec: TaskSpec, dtype: Any = None, a
         kwargs["attn_implementation"] = attn_impl
     if spec.task_type == "embedding":
         return transformers.AutoModel.from_pretrained(str(path), **kwargs)
+    if spec.generative:
+        return transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     if spec.task_type == "seq_cls":
         names = spec.label_names or [str(i) for i in range(spec.num_labels)]
         kwargs.update(num_labels=spec.num_labels, problem_type=spec.problem_type,
@@ -166,5 +235,7 @@ def load_task_model(path: Union[str, Path], spec: TaskSpec, dtype: Any = None, a
     return model
 
 
-def peft_task_type(task_type: str) -> str:
-    return "FEATURE_EXTRACTION" if task_type == "embedding" else "SEQ_CLS"
+def peft_task_type(spec: TaskSpec) -> str:
+    if spec.generative:
+        return "CAUSAL_LM"
+    return "FEATURE_EXTRACTION" if spec.task_type == "embedding" else "SEQ_CLS"

@@ -176,7 +176,8 @@ class InferEngine:
 
     def __new__(cls, model: Optional[str] = None, adapters: Sequence[str] = (), task_type: Optional[str] = None,
                 pooling: Optional[str] = None, **kwargs: Any):
-        """task_type embedding|seq_cls|reranker (and pooling) serve a model that is not a trained run as one."""
+        """task_type embedding|seq_cls|reranker|generative_reranker (and pooling) serve a model that is not a trained
+        run as one."""
         cfg = prepare_infer_config({"model": model, "adapters": list(adapters), **kwargs})
         if task_type or pooling:
             from .infer_tasks import build_task_engine, task_spec

@@ -118,7 +118,7 @@ def apply_task_tuner(model: Any, cfg: Any, family: Any) -> Any:
 
     from ..tuners.peft_tuners import peft_config
 
-    config = peft_config(cfg, model, family, task_type=peft_task_type(cfg.task_type))
+    config = peft_config(cfg, model, family, task_type=peft_task_type(TaskSpec.from_config(cfg)))
     try:
         return get_peft_model(model, config)
     except (ValueError, TypeError, RuntimeError) as exc:

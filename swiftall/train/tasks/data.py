@@ -14,7 +14,7 @@ from ...data.build import read_rows
 from ...data.convert import rename_columns
 from ...data.preference import hold_out
 from ...data.report import MAX_LISTED, DataReport
-from ...models.tasks import encode, pair_text, render
+from ...models.tasks import encode, encode_pairs
 from ...utils.errors import DataError
 from ...utils.log import get_logger
 from .rows import classification_sample, retrieval_sample
@@ -58,10 +58,8 @@ def _encode(samples: list[dict[str, Any]], tokenizer: Any, spec: Any, args: Any)
     for s in samples:
         negatives = s["negatives"][:k]
         if spec.task_type == "reranker":
-            query = render(tokenizer, s["anchor"])
-            pos = encode(tokenizer, [pair_text(query, render(tokenizer, d)) for d in s["positives"]], n)
-            neg = encode(tokenizer, [pair_text(query, render(tokenizer, d)) for d in negatives], n) if negatives else []
-            out.append({"positives": pos, "negatives": neg})
+            pairs = encode_pairs(tokenizer, spec, s["anchor"], [*s["positives"], *negatives], n)
+            out.append({"positives": pairs[:len(s["positives"])], "negatives": pairs[len(s["positives"]):]})
             continue
         texts = encode(tokenizer, [s["anchor"], *s["positives"], *negatives], n)
         p = 1 + len(s["positives"])

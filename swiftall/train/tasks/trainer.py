@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 from transformers import Trainer
 
-from ...models.tasks import embed_batch, pad, scores_batch
+from ...models.tasks import embed_batch, pad, pair_scorer, scores_batch
 from ..callbacks import JsonlLogger, TimeToFirstStep
 from ..trainer import training_arguments
 from .collate import task_collator
@@ -20,6 +20,7 @@ class TaskTrainer(Trainer):
     def __init__(self, *args: Any, task_args: Any, spec: Any, pad_id: int, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.task_args, self.spec, self.pad_id = task_args, spec, pad_id
+        self.scorer = pair_scorer(spec, self.processing_class) if spec.task_type == "reranker" else None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         task = self.spec.task_type
@@ -31,13 +32,14 @@ class TaskTrainer(Trainer):
             docs = embed_batch(model, inputs["docs"], self.spec.pooling)
             loss = embedding_loss(self.task_args, anchors, docs, inputs)
         else:
-            scores = scores_batch(model, inputs)[:, 0]
+            scores = self.scorer(model, inputs)[:, 0]
             loss = reranker_loss(self.task_args.task_loss_type, scores, inputs["pair_labels"], inputs["group"])
         return (loss, {"loss": loss}) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         rows = eval_dataset if eval_dataset is not None else self.eval_dataset
-        found = task_metrics(self.model, self.spec, rows, self.pad_id, self.args.per_device_eval_batch_size)
+        found = task_metrics(self.model, self.spec, rows, self.pad_id, self.args.per_device_eval_batch_size,
+                             self.scorer)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in found.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -60,8 +62,10 @@ def batched(fn: Callable, model: Any, items: list, pad_id: int, batch_size: int)
     return np.concatenate(out) if out else np.zeros((0,))
 
 
-def task_metrics(model: Any, spec: Any, rows: list, pad_id: int, batch_size: int = 8) -> dict[str, float]:
-    """The task's metrics on encoded validation samples (see data.py for their shapes)."""
+def task_metrics(model: Any, spec: Any, rows: list, pad_id: int, batch_size: int = 8,
+                 scorer: Callable = scores_batch) -> dict[str, float]:
+    """The task's metrics on encoded validation samples (see data.py for their shapes); a reranker's pairs are
+    scored by `scorer`."""
     batch_size = max(batch_size, 8)
     if spec.task_type == "seq_cls":
         logits = batched(scores_batch, model, [r["ids"] for r in rows], pad_id, batch_size)
@@ -75,7 +79,7 @@ def task_metrics(model: Any, spec: Any, rows: list, pad_id: int, batch_size: int
     rankings = []
     for r in rows:
         pairs = [*r["positives"], *r["negatives"]]
-        scores = batched(scores_batch, model, pairs, pad_id, batch_size)[:, 0]
+        scores = batched(scorer, model, pairs, pad_id, batch_size)[:, 0]
         rankings.append((scores, [True] * len(r["positives"]) + [False] * len(r["negatives"])))
     return ranking_metrics(rankings)
 
