@@ -181,7 +181,7 @@ def test_resume_restarts_from_the_latest_checkpoint(tmp_path, monkeypatch):
     for step in (2, 10, 4):
         (folder / f"checkpoint-{step}").mkdir(parents=True)
     python_run(manager, "pass", "run")
-    wait_for(lambda: manager.read("run").get("returncode") is not None)
+    wait_for(lambda: manager.read("run").get("returncode") is not None and not manager.alive(manager.read("run")))
     from swiftall.webui.supervise import update
 
     update(manager.record_path("run"), command="sft", output_dir=str(folder),

@@ -163,22 +163,43 @@ def test_webcam_snapshot_joins_the_message(tmp_path):
     assert attach(shot, message) == message and attach(None, None) == {"text": "", "files": []}
 
 
-def test_model_preload_waits_for_the_first_page(tmp_path):
-    """The command line's model is loaded once a browser has rendered the page, or after the grace period."""
-    import threading
+@pytest.mark.slow
+def test_command_line_model_loads_in_its_own_process(tmp_path):
+    """`--model` starts loading in a child process before the page is up; the chat's engine is that process (its
+    answer is the model's greedy answer, streamed or not); closing the page ends it."""
+    from swiftall.infer import RequestConfig
+    from swiftall.webui.remote import RemoteEngine
 
-    from swiftall.webui.app import build_app
-    from swiftall.config import WebuiConfig
+    launched = launch(["--model", "smollm2-135m-instruct", "--port", "0", "--runs_dir", str(tmp_path)])
+    try:
+        pool = launched.app.pool
+        (engine,) = pool._engines.values()  # started by launch, before anything asked for it
+        assert isinstance(engine, RemoteEngine) and engine._proc.poll() is None
+        assert pool.get(*pool.default_model()) is engine
+        config = RequestConfig(max_new_tokens=12, temperature=0.0)
+        answer = engine.infer("What is the capital of France?", config).text
+        assert "Paris" in answer
+        assert "".join(engine.stream("What is the capital of France?", config)) == answer
+    finally:
+        launched.close()
+    assert engine._proc.poll() is not None
 
-    app = build_app(WebuiConfig.from_any(["--runs_dir", str(tmp_path)]), None, None)
-    done = threading.Event()
-    app.after_first_page(done.set, grace_s=60)
-    assert not done.wait(0.5)
-    app.page_opened.set()  # what the page's load event does
-    assert done.wait(5)
-    late = threading.Event()
-    app.after_first_page(late.set, grace_s=0.2)
-    assert late.wait(5)
+
+def test_streamed_text_is_coalesced():
+    """Pieces arriving faster than UPDATE_EVERY_S reach the page joined, none lost; the first one is not held."""
+    import time
+
+    from swiftall.webui.tabs.chat import coalesced
+
+    def pieces():
+        time.sleep(0.06)  # the prompt's prefill
+        for i in range(20):
+            yield f"{i} "
+            time.sleep(0.01)
+
+    updates = list(coalesced(pieces(), every_s=0.05))
+    assert "".join(updates) == "".join(f"{i} " for i in range(20))
+    assert updates[0] == "0 " and 3 <= len(updates) <= 8
 
 
 def _train_tab(tmp_path):

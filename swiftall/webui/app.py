@@ -1,10 +1,10 @@
 """The page: Chat, Train, Runs, Evaluate, Export and Deploy tabs in one Gradio Blocks app. Chat talks to models
-through swiftall.infer in this process; everything else runs as `swiftall <command>` processes that outlive it."""
+through swiftall.infer (the pipeline's engines: one process of its own per model); everything else runs as
+`swiftall <command>` processes that outlive it."""
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ..utils.optional import require
 from .engines import EnginePool
@@ -16,28 +16,21 @@ ENGINE_OPTIONS = ("model", "model_type", "adapters", "hub", "revision", "torch_d
                   "repetition_penalty")
 
 
-PRELOAD_GRACE_S = 20.0  # with no page opened by then, the command line's model is loaded anyway
-
-
 @dataclass
 class WebApp:
     demo: Any
     pool: EnginePool
     manager: RunManager
-    page_opened: threading.Event = field(default_factory=threading.Event)
 
-    def after_first_page(self, work: Callable[[], Any], grace_s: float = PRELOAD_GRACE_S) -> threading.Thread:
-        """Run `work` in a thread once a browser has rendered the page (or after grace_s without one). Loading a
-        model imports torch and holds the interpreter for seconds; done while the page loads, it starved the
-        server of the page's scripts and doubled the time to a usable page. A chat message sent first loads the
-        model itself."""
-        def wait_then_work() -> None:
-            self.page_opened.wait(grace_s)
-            work()
 
-        thread = threading.Thread(target=wait_then_work, daemon=True, name="swiftall-preload")
-        thread.start()
-        return thread
+def engine_defaults(cfg: Any) -> dict[str, Any]:
+    return {name: getattr(cfg, name, None) for name in ENGINE_OPTIONS}
+
+
+def engine_pool(cfg: Any, engine_factory: Any) -> EnginePool:
+    """The chat's engines for a WebuiConfig: `engine_factory` turns `swiftall infer` options into an Engine. The
+    pipeline builds the pool before importing Gradio, so the command line's model starts loading first."""
+    return EnginePool(engine_defaults(cfg), engine_factory)
 
 
 def model_names() -> list[str]:
@@ -46,9 +39,9 @@ def model_names() -> list[str]:
     return [meta.name for meta in list_models()]
 
 
-def build_app(cfg: Any, engine_factory: Any, preview: Any, has_eval: bool = False) -> WebApp:
-    """The Blocks app for a WebuiConfig. The pipeline hands in what needs the layers below: `engine_factory`
-    (infer options -> Engine), `preview` (`swiftall template show` argv -> its text) and whether `eval` exists."""
+def build_app(cfg: Any, pool: EnginePool, preview: Any, has_eval: bool = False) -> WebApp:
+    """The Blocks app for a WebuiConfig. The pipeline hands in what needs the layers below: the chat's engines
+    (`engine_pool`), `preview` (`swiftall template show` argv -> its text) and whether `eval` exists."""
     gr = require("gradio", "webui", "the web UI")
     from .tabs.chat import ChatTab
     from .tabs.deploy import deploy_tab
@@ -59,8 +52,7 @@ def build_app(cfg: Any, engine_factory: Any, preview: Any, has_eval: bool = Fals
 
     t = translator(cfg.lang)
     manager = RunManager(cfg.runs_dir)
-    defaults = {name: getattr(cfg, name, None) for name in ENGINE_OPTIONS}
-    pool = EnginePool(defaults, engine_factory)
+    defaults = engine_defaults(cfg)
     with gr.Blocks(title=t("title"), analytics_enabled=False) as demo:
         gr.Markdown(f"## swiftall · {manager.root}")
         with gr.Tabs():
@@ -80,6 +72,4 @@ def build_app(cfg: Any, engine_factory: Any, preview: Any, has_eval: bool = Fals
             with gr.Tab(t("tab_deploy"), id="deploy", elem_id="tab-deploy"):
                 deploy_tab(gr, manager, t, defaults).build()
         runs.attach(demo)
-        page_opened = threading.Event()
-        demo.load(page_opened.set, None, None, api_visibility="private", show_progress="hidden")
-    return WebApp(demo, pool, manager, page_opened)
+    return WebApp(demo, pool, manager)

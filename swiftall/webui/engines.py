@@ -62,6 +62,20 @@ class EnginePool:
     def get(self, model: Optional[str], adapters: list[str]) -> Any:
         """The engine for this model (loading it on first use). Raises SwiftallError with the command's message
         for a model that cannot be found or loaded."""
+        engine = self.start(model, adapters)
+        try:
+            if hasattr(engine, "ready"):  # a model in a process of its own: wait for it, outside the lock
+                engine.ready()
+        except Exception:
+            with self._lock:
+                if self._engines.get(self.key(model, adapters)) is engine:
+                    del self._engines[self.key(model, adapters)]
+            engine.close()
+            raise
+        return engine
+
+    def start(self, model: Optional[str], adapters: list[str]) -> Any:
+        """The engine for this model, its loading started (the command line's model at start-up) if needed."""
         key = self.key(model, adapters)
         with self._lock:
             if key in self._engines:
@@ -75,6 +89,10 @@ class EnginePool:
             return engine
 
     def _load(self, model: Optional[str], adapters: list[str]) -> Any:
+        return self.factory(self.options(model, adapters))
+
+    def options(self, model: Optional[str], adapters: list[str]) -> dict[str, Any]:
+        """The `swiftall infer` options of this model's engine: the command line's, with this model and adapters."""
         options = {k: v for k, v in self.base.items() if k not in ("model", "model_type", "adapters")}
         if model in (None, "", self.base.get("model"), self.base.get("model_type")):
             options.update({k: self.base[k] for k in ("model", "model_type") if k in self.base})
@@ -84,7 +102,7 @@ class EnginePool:
         if not (options.get("model") or options.get("model_type") or adapters):
             raise ConfigError("no model: give one in the Model field (a folder, a registered name such as "
                               "smollm2-135m-instruct, or a hub id) or start the page with --model")
-        return self.factory(options)
+        return options
 
     def stream(self, model: Optional[str], adapters: list[str], messages: list[dict[str, Any]],
                media: dict[str, list[str]], config: Any) -> Iterator[str]:
@@ -95,13 +113,15 @@ class EnginePool:
         yield from engine.stream(request, config)
 
     def close(self, wait_s: float = 2.0) -> None:
-        """Close the loaded engines. A model still loading (it holds the lock) is not waited for beyond wait_s:
-        Ctrl-C while the page loads its model ends the web UI at once, the loading thread with it."""
+        """Close the loaded engines. A model still loading in this process (it holds the lock) is not waited for
+        beyond wait_s: Ctrl-C while the page loads its model ends the web UI at once, the loading thread with it.
+        A model loading in its own process is ended."""
         if not self._lock.acquire(timeout=wait_s):
             return
         try:
-            for engine in self._engines.values():
-                engine.close()
+            engines = list(self._engines.values())
             self._engines.clear()
         finally:
             self._lock.release()
+        for engine in engines:
+            engine.close()

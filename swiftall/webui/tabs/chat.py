@@ -4,6 +4,7 @@ same message side by side. Also the `/chat` API endpoint (message in, streamed a
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Any, Iterator, Optional
 
 from ...utils.errors import ConfigError, SwiftallError
@@ -11,6 +12,19 @@ from ..engines import EnginePool, user_turn
 from ..forms import error_text
 
 SLOTS = 3  # the main model and two to compare
+UPDATE_EVERY_S = 0.05  # streamed text reaches the page at most this often: each update is an event to the browser
+
+
+def coalesced(pieces: Iterator[str], every_s: float = UPDATE_EVERY_S) -> Iterator[str]:
+    """The pieces joined so that at most one is yielded per `every_s` (the last one as soon as the stream ends)."""
+    pending, last = "", time.perf_counter()
+    for piece in pieces:
+        pending += piece
+        if pending and time.perf_counter() - last >= every_s:
+            yield pending
+            pending, last = "", time.perf_counter()
+    if pending:
+        yield pending
 
 
 def _split(text: str, field: str) -> list[str]:
@@ -163,7 +177,7 @@ class ChatTab:
             messages = ([{"role": "system", "content": system}] if system else []) + list(turns)
             turns.append(answer)
             try:
-                for piece in self.pool.stream(slot_model, slot_adapters, messages, state["media"], config):
+                for piece in coalesced(self.pool.stream(slot_model, slot_adapters, messages, state["media"], config)):
                     answer["content"] += piece
                     shown[index] = _display(turns, state["files"])
                     yield (*self._updates(shown, visible), state, None, "")
@@ -187,7 +201,7 @@ class ChatTab:
         answer = ""
         try:
             config = _request_config(max_new_tokens, temperature, None)
-            for piece in self.pool.stream(model, adapters, messages, {}, config):
+            for piece in coalesced(self.pool.stream(model, adapters, messages, {}, config)):
                 answer += piece
                 yield answer
         except SwiftallError as exc:
