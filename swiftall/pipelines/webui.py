@@ -18,6 +18,7 @@ from ..utils import env
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
 from ..utils.plugins import load_plugins
+from ..webui.app import engine_pool
 
 logger = get_logger(__name__)
 _PRINT_LOCK = threading.Lock()  # one preview at a time captures stdout
@@ -55,6 +56,13 @@ def engine_factory(options: dict[str, Any]) -> Any:
     return build_engine(prepare_infer_config(options))
 
 
+def model_process(options: dict[str, Any]) -> Any:
+    """The chat's engine: `engine_factory` run in a process of its own (swiftall.webui.remote), started at once."""
+    from ..webui.remote import RemoteEngine
+
+    return RemoteEngine("swiftall.pipelines.webui:engine_factory", options)
+
+
 def template_text(argv: list[str]) -> str:
     """What `swiftall template show ARGV` prints (the Train tab's preview)."""
     from .template_show import template_main
@@ -78,31 +86,43 @@ def launch(config: Any = None, preload: bool = True) -> Launched:
     port = check_port(cfg.host, cfg.port)
     temp = Path(cfg.runs_dir).expanduser().resolve() / ".webui" / "tmp"
     temp.mkdir(parents=True, exist_ok=True)
+    pool = engine_pool(cfg, model_process)
+    if preload and (cfg.model or cfg.model_type or cfg.adapters):
+        _report_load(pool.start(*pool.default_model()), started)  # loads in its own process while gradio imports
+    try:
+        app = _serve(cfg, pool, port, credentials, temp)
+    except BaseException:
+        pool.close()
+        raise
+    url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{port}"
+    return Launched(url, app, time.perf_counter() - started)
+
+
+def _serve(cfg: Any, pool: Any, port: int, credentials: Any, temp: Path) -> Any:
     env.quiet_gradio(str(temp))  # before gradio is imported
     from ..webui.app import build_app
 
-    app = build_app(cfg, engine_factory, template_text, has_eval=importlib.util.find_spec(
+    app = build_app(cfg, pool, template_text, has_eval=importlib.util.find_spec(
         "swiftall.pipelines.eval") is not None)
     app.demo.queue(default_concurrency_limit=4)
     app.demo.launch(server_name=cfg.host, server_port=port, auth=credentials or None, share=cfg.share,
                     prevent_thread_lock=True, quiet=True, show_error=False, ssr_mode=False,
                     max_file_size="2gb")
-    url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{port}"
-    launched = Launched(url, app, time.perf_counter() - started)
-    if preload and (cfg.model or cfg.model_type or cfg.adapters):
-        app.after_first_page(lambda: _preload(app))
-    return launched
+    return app
 
 
-def _preload(app: Any) -> None:
-    """Load the command line's model after the page is up, so the first message does not wait for it."""
-    started = time.perf_counter()
-    try:
-        app.pool.get(*app.pool.default_model())
-    except Exception as exc:  # the page shows the same message on the first message
-        logger.warning(f"could not load the model: {exc}")
-        return
-    logger.info(f"model loaded in {time.perf_counter() - started:.1f}s")
+def _report_load(engine: Any, started: float) -> None:
+    """Say on the terminal when the command line's model is loaded, or why it is not (the page says it too, at the
+    first message)."""
+    def wait() -> None:
+        try:
+            engine.ready()
+        except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+            logger.warning(f"could not load the model: {exc}")
+            return
+        logger.info(f"model loaded {time.perf_counter() - started:.1f}s after start")
+
+    threading.Thread(target=wait, daemon=True, name="swiftall-model-load").start()
 
 
 def webui_main(config: Any = None) -> Optional[Launched]:
