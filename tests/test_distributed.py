@@ -65,6 +65,7 @@ def test_torchrun_command_is_standalone_on_one_machine_and_explicit_across_machi
     (["--fsdp", "full"], "did you mean full_shard"),
     (["--fsdp", "full_shard", "--deepspeed", "zero3"], "choose one sharding engine"),
     (["--ddp_timeout", "0"], "--ddp_timeout must be at least 1"),
+    (["--stall_timeout", "1800"], "fewer seconds than --ddp_timeout 1800"),
 ])
 def test_bad_flags_name_the_flag(flags, message):
     with pytest.raises(ConfigError, match=message):
@@ -131,8 +132,9 @@ def test_a_zero_checkpoint_resumes_on_its_own_number_of_processes_only(tmp_path,
         maybe_relaunch("sft", [*BASE, "--resume_from_checkpoint", str(ckpt), "--deepspeed", "zero2"], SftConfig)
 
 
-def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_refused():
-    from swiftall.train.distributed import check_engine, deepspeed_config, fsdp_config
+def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_sft_or_refused():
+    from swiftall.config import RlhfConfig
+    from swiftall.train.distributed import check_engine, deepspeed_config, fsdp_config, shards_itself
 
     for stage in (0, 1, 2, 3):
         config = deepspeed_config(f"zero{stage}")
@@ -141,8 +143,11 @@ def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_refused():
     assert deepspeed_config("zero3_offload")["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert fsdp_config("shard_grad_op") == {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
                                             "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": False}
-    with pytest.raises(ConfigError, match="silently train as plain DDP"):
-        check_engine(None, "full_shard", on_cpu=True)
+    assert shards_itself(sft("--fsdp", "full_shard"), on_cpu=True)  # swiftall applies fully_shard itself
+    assert not shards_itself(sft("--fsdp", "full_shard"), on_cpu=False)  # accelerate does, on GPUs
+    check_engine(sft("--fsdp", "full_shard"), on_cpu=True)
+    with pytest.raises(ConfigError, match="silently train as plain DDP"):  # TRL's trainers are not hooked
+        check_engine(RlhfConfig.from_any([*BASE, "--fsdp", "full_shard"]), on_cpu=True)
 
 
 def test_missing_deepspeed_and_fsdp_on_cpu_are_refused_before_any_process_starts(monkeypatch, capsys):
@@ -155,7 +160,7 @@ def test_missing_deepspeed_and_fsdp_on_cpu_are_refused_before_any_process_starts
     import torch
 
     if not torch.cuda.is_available():
-        assert main(["sft", *BASE, "--nproc_per_node", "2", "--fsdp", "full_shard"]) == 2
+        assert main(["rlhf", *BASE, "--nproc_per_node", "2", "--fsdp", "full_shard"]) == 2
         assert "silently train as plain DDP" in capsys.readouterr().err
 
 
@@ -355,3 +360,85 @@ def test_a_killed_rank_stops_the_run_naming_it_and_the_last_checkpoint_and_resum
     _run(out, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--max_steps", str(last + 2),
          "--resume_from_checkpoint", str(out))
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == last + 2
+
+
+# ---- FSDP2 on CPU (swiftall's own fully_shard) and the stall watchdog --------------------------------------------
+
+
+def _adapter(out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+def test_fsdp_on_cpu_shards_for_real_trains_like_ddp_and_saves_a_plain_model(one_process, ddp, tiny_dir):
+    """--fsdp full_shard on CPU: each rank holds half of the parameters (not DDP), the same losses and weights as DDP,
+    a plain HF folder, and a checkpoint that resumes on 1 process like the 1-process run."""
+    from transformers import AutoModelForCausalLM
+
+    folder, data, one = one_process
+    out = folder / "fsdp"
+    proc = _run(out, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--fsdp", "full_shard")
+    assert "fully_shard applied by swiftall to 2 decoder layers and the root over 2 processes" in proc.stderr
+    assert "(50.0%), not DDP" in proc.stderr
+    assert_same_training(ddp, out)
+    assert sorted(_weights(out)) == sorted(_weights(ddp))  # the tied head is not saved twice
+    AutoModelForCausalLM.from_pretrained(out)
+    narrowed = folder / "fsdp-resumed-on-1"
+    _run(narrowed, tiny_dir, data, 4, {}, "--resume_from_checkpoint", str(out / "checkpoint-2"))
+    assert_same_training(one, narrowed, first_step=3)
+
+
+@pytest.mark.slow
+def test_fsdp_lora_on_cpu_trains_the_adapter_ddp_trains(data_file, tiny_dir):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    runs = {}
+    for name, extra in (("ddp-lora", ()), ("fsdp-lora", ("--fsdp", "shard_grad_op"))):
+        runs[name] = data_file.parent / name
+        _run(runs[name], tiny_dir, data_file, 2, {"NPROC_PER_NODE": "2"}, "--train_type", "lora",
+             "--learning_rate", "1e-2", *extra)
+    a, b = _losses(runs["ddp-lora"]), _losses(runs["fsdp-lora"])
+    assert len(a) == len(b) == 4 and a[0] != a[-1]
+    assert all(abs(x - y) <= 1e-3 * abs(x) for x, y in zip(a, b)), (a, b)
+    wa, wb = _adapter(runs["ddp-lora"]), _adapter(runs["fsdp-lora"])
+    assert sorted(wa) == sorted(wb) and len(wa) > 0
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], rtol=1e-4, atol=1e-6), name
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), runs["fsdp-lora"])
+
+
+SLEEPY = """import time
+from swiftall.train.trainer import SwiftTrainer
+from swiftall.utils.env import launched_world
+
+_step = SwiftTrainer.training_step
+
+
+def slow_training_step(self, *args, **kwargs):
+    if launched_world()[0] == 1 and self.state.global_step == 1:
+        time.sleep(8)  # rank 1 stalls before its second step; rank 0 waits for it in a collective
+    return _step(self, *args, **kwargs)
+
+
+SwiftTrainer.training_step = slow_training_step
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_made_to_sleep_is_named_and_every_rank_writes_its_stacks(data_file, tiny_dir):
+    plugin = data_file.parent / "sleepy.py"
+    plugin.write_text(SLEEPY)
+    out = data_file.parent / "stalled"
+    proc = _run(out, tiny_dir, data_file, 2, {"NPROC_PER_NODE": "2"}, "--stall_timeout", "3", "--plugin",
+                str(plugin))
+    assert re.search(r"rank 1 of 2: no training step completed for \d+ s \(--stall_timeout 3; last step 1\); "
+                     r"main thread in slow_training_step", proc.stderr), proc.stderr[-3000:]  # where it is stuck
+    assert "rank 0 of 2: no training step completed" in proc.stderr
+    stacks = {r: (out / f"stall-rank{r}.txt").read_text() for r in (0, 1)}
+    heads = {r: text.splitlines()[0] for r, text in stacks.items()}
+    assert "main thread in slow_training_step" in heads[1] and "slow_training_step" not in heads[0], heads
+    assert all("most recent call first" in text and "in sft_main" in text for text in stacks.values())
