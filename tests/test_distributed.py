@@ -132,7 +132,7 @@ def test_a_zero_checkpoint_resumes_on_its_own_number_of_processes_only(tmp_path,
         maybe_relaunch("sft", [*BASE, "--resume_from_checkpoint", str(ckpt), "--deepspeed", "zero2"], SftConfig)
 
 
-def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_sft_or_refused():
+def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_sft_or_refused(tmp_path):
     from swiftall.config import RlhfConfig
     from swiftall.train.distributed import check_engine, deepspeed_config, fsdp_config, shards_itself
 
@@ -143,9 +143,15 @@ def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_s
     assert deepspeed_config("zero3_offload")["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert fsdp_config("shard_grad_op") == {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
                                             "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": False}
+    sharded = tmp_path / "fsdp.json"
+    sharded.write_text('{"state_dict_type": "SHARDED_STATE_DICT"}')
+    with pytest.raises(ConfigError, match="swiftall saves FULL_STATE_DICT"):  # checkpoints need no consolidation
+        fsdp_config(str(sharded))
     assert shards_itself(sft("--fsdp", "full_shard"), on_cpu=True)  # swiftall applies fully_shard itself
     assert not shards_itself(sft("--fsdp", "full_shard"), on_cpu=False)  # accelerate does, on GPUs
     check_engine(sft("--fsdp", "full_shard"), on_cpu=True)
+    with pytest.raises(ConfigError, match="--train_type ia3: swiftall shards full and lora training itself"):
+        check_engine(sft("--fsdp", "full_shard", "--train_type", "ia3"), on_cpu=True)
     with pytest.raises(ConfigError, match="silently train as plain DDP"):  # TRL's trainers are not hooked
         check_engine(RlhfConfig.from_any([*BASE, "--fsdp", "full_shard"]), on_cpu=True)
 

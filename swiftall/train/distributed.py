@@ -16,6 +16,7 @@ from ..utils.errors import ConfigError
 from ..utils.optional import require
 
 DS_CONFIGS = Path(__file__).parent / "ds_configs"
+CPU_FSDP_TUNERS = ("full", "lora")  # what swiftall's own fully_shard (train/fsdp.py) saves and resumes
 FSDP_MODES = {  # --fsdp preset -> transformers' fsdp_config (FSDP2)
     "full_shard": {"reshard_after_forward": True},
     "shard_grad_op": {"reshard_after_forward": False},
@@ -59,6 +60,12 @@ def check_engine(cfg: Any, on_cpu: bool) -> None:
     deepspeed, fsdp = getattr(cfg, "deepspeed", None), getattr(cfg, "fsdp", None)
     if deepspeed:
         require("deepspeed", "deepspeed", f"--deepspeed {deepspeed}")
+    train_type = getattr(cfg, "train_type", "lora")
+    if shards_itself(cfg, on_cpu) and train_type not in CPU_FSDP_TUNERS:
+        raise ConfigError(f"--fsdp {fsdp} on CPU with --train_type {train_type}: swiftall shards "
+                          f"{' and '.join(CPU_FSDP_TUNERS)} training itself on CPU (tested against DDP), not this tuner "
+                          "yet (some save from their live weights, which would be shards here): drop --fsdp (DDP) "
+                          "or use --deepspeed zero2/zero3")
     if fsdp and on_cpu and not shards_itself(cfg, on_cpu):
         raise ConfigError(f"--fsdp {fsdp} on CPU: swiftall shards sft/pt causal-LM runs itself, and accelerate "
                           "runs FSDP only on GPUs, so this trainer would silently train as plain DDP here (every "
@@ -91,6 +98,11 @@ def fsdp_config(value: str) -> dict[str, Any]:
             raise ConfigError(f"--fsdp {value}: cannot read an FSDP JSON config ({exc})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"--fsdp {value}: expected a JSON object of fsdp_config keys")
+    kind = str(data.get("state_dict_type", "FULL_STATE_DICT")).upper()
+    if "FULL" not in kind:
+        raise ConfigError(f"--fsdp {value}: state_dict_type {kind}; swiftall saves FULL_STATE_DICT (gathered to rank "
+                          "0), so every checkpoint is a plain Hugging Face folder that loads and resumes on any "
+                          "number of processes: leave state_dict_type out")
     version = int(data.get("version", data.get("fsdp_version", 2)))
     if version != 2:
         raise ConfigError(f"--fsdp {value}: FSDP version {version}; swiftall runs FSDP2 (fully_shard): set "

@@ -47,16 +47,30 @@ def shard_model(model: Any, reshard_after_forward: bool, world_size: int) -> Any
 
     if not dist.is_initialized():
         raise ConfigError("--fsdp on CPU needs a process group: launch with --nproc_per_node N (torchrun)")
+    if getattr(model, "swiftall_convert_on_save", False):
+        raise ConfigError("--fsdp on CPU with a LoRA init converted on save (pissa, olora): the conversion reads the "
+                          "live weights, which are shards here; drop --fsdp (DDP) or use another --init_lora_weights")
     mesh = init_device_mesh("cpu", (world_size,))
     layers = decoder_layers(model)
     for layer in layers:
         fully_shard(layer, mesh=mesh, reshard_after_forward=reshard_after_forward)
     fully_shard(inner_model(model), mesh=mesh, reshard_after_forward=reshard_after_forward)
+    _check_all_sharded(model)
     held, total = local_share(model)
     logger.info(f"FSDP2 on CPU: fully_shard applied by swiftall to {len(layers)} decoder layers and the root over "
                 f"{world_size} processes (gloo); this process holds {held:,} of {total:,} parameter values "
                 f"({100 * held / max(total, 1):.1f}%), not DDP")
     return model
+
+
+def _check_all_sharded(model: Any) -> None:
+    """A trained parameter outside the sharded modules would get no gradient reduction: refused, never silent."""
+    from torch.distributed.tensor import DTensor
+
+    loose = [n for n, p in model.named_parameters() if p.requires_grad and not isinstance(p, DTensor)]
+    if loose:
+        raise ConfigError(f"--fsdp on CPU: trained parameters outside the model's layers ({', '.join(loose[:3])}) "
+                          "would not be sharded nor reduced across processes; drop --fsdp (DDP)")
 
 
 def local_share(model: Any) -> tuple[int, int]:
