@@ -67,6 +67,9 @@ def load() -> str:
 
 
 def main() -> None:
+    from swiftall.utils.env import passive_openmp_waits
+
+    passive_openmp_waits()  # as the CLI sets it (before torch loads OpenMP); the same for both backends
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--max_tokens", type=int, default=16)

@@ -167,6 +167,34 @@ def test_mixed_adapters_in_one_batch_match_each_alone(adapter_engine):
         e.infer([InferRequest(messages=[{"role": "user", "content": q}], adapter="c")], GREEDY)
 
 
+def test_a_shared_prompt_prefix_is_computed_once_and_answers_equal_each_alone(engine):
+    stem = "Repeat this word exactly once, with nothing else and no punctuation at all: "
+    group = [stem + w for w in ("apple", "river", "stone")]
+    prefix = engine.scheduler.prefix
+    before = prefix.reused_tokens
+    answers = engine.infer(group, GREEDY)
+    reused_by_group = prefix.reused_tokens - before
+    later = engine.infer([stem + "ocean"], GREEDY)[0]   # alone, afterwards: starts from the kept prefix
+    for q, a in zip(group + [stem + "ocean"], answers + [later]):
+        assert a.text == text_of(engine, reference(engine, q, 12))
+    kept = len(prefix.entry.ids)
+    assert kept > 20 and reused_by_group == 2 * kept            # the group's shared part ran once, not 3 times
+    assert prefix.reused_tokens - before == 3 * kept             # ... and not again for the later request
+
+
+def test_the_kept_prefix_belongs_to_its_adapter(adapter_engine):
+    e = adapter_engine
+    stem = "Answer with one word, the name of the adapter that is answering now: "
+    asks = [InferRequest(messages=[{"role": "user", "content": stem + w}], adapter="a") for w in ("one", "two")]
+    e.infer(asks, GREEDY)
+    assert e.scheduler.prefix.entry.adapter == "a"
+    other = InferRequest(messages=[{"role": "user", "content": stem + "three"}], adapter="b")
+    got = e.infer([other], GREEDY)[0]   # adapter b must not start from adapter a's keys/values
+    assert got.text == text_of(e, reference(e, stem + "three", 12, adapter_names=["b"]))
+    for ask, answer in zip(asks, e.infer(asks, GREEDY)):
+        assert answer.text == text_of(e, reference(e, ask.messages[0]["content"], 12, adapter_names=["a"]))
+
+
 def test_closed_engine_refuses_new_requests(tiny_dir):
     from swiftall.infer.engine import ShuttingDownError
 

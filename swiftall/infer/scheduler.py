@@ -31,6 +31,7 @@ from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
 from .shutdown import IDLE_EXIT_S, stop_at_exit
 from .kv_cache import cat_left_padded, new_cache
+from .prefix_cache import PrefixCache
 from .worker import Job, finish_cancelled, run_job
 
 logger = get_logger(__name__)
@@ -57,7 +58,8 @@ class Sequence:
 
 
 class Scheduler:
-    def __init__(self, model: Any, max_batch_size: int = 16, max_queue: int = 256, use_adapter_names: bool = False):
+    def __init__(self, model: Any, max_batch_size: int = 16, max_queue: int = 256, use_adapter_names: bool = False,
+                 prefix_caching: bool = True):
         self.model = model
         self.max_batch_size = max(1, max_batch_size)
         self.max_queue = max_queue
@@ -76,6 +78,7 @@ class Scheduler:
         self.steps = 0             # decode steps run (tests and benchmarks read it)
         self.rope_holders: Optional[list] = None   # modules keeping M-RoPE deltas (media_prefill.py)
         self.widest = 0            # widest batch seen
+        self.prefix = PrefixCache() if prefix_caching else None   # shared prompt prefixes computed once
 
     # ---- public -------------------------------------------------------------------------------
     def submit(self, seqs: list[Sequence]) -> None:
@@ -223,19 +226,40 @@ class Scheduler:
         return out.logits[:, -1, :], out.past_key_values
 
     def _prefill(self, seqs: list[Sequence]) -> None:
+        """Text prompts together, left-padded; a prefix they share with each other or with the kept prefix
+        (prefix_cache.py) is not computed again: only what follows it is, on top of a copy of its keys/values."""
         import torch
 
         device = self._device()
-        width = max(len(s.prompt) for s in seqs)
+        adapters = [s.adapter for s in seqs]
+        shared = None
+        if self.prefix is not None and len(set(adapters)) == 1:
+            shared = self.prefix.shared([s.prompt for s in seqs], adapters[0],
+                                        lambda ids: self._prefix(ids, adapters[0]))
+        start = shared[0] if shared else 0
+        width = max(len(s.prompt) - start for s in seqs)
         ids = torch.zeros((len(seqs), width), dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, s in enumerate(seqs):
-            ids[i, width - len(s.prompt):] = torch.tensor(s.prompt)
-            mask[i, width - len(s.prompt):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            ids[i, width - len(s.prompt) + start:] = torch.tensor(s.prompt[start:])
+            mask[i, width - len(s.prompt) + start:] = 1
+        positions = start + (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = new_cache()
+        if shared:
+            for layer, (keys, values) in enumerate(shared[1]):
+                cache.update(keys.expand(len(seqs), -1, -1, -1), values.expand(len(seqs), -1, -1, -1), layer)
+            mask = torch.cat([torch.ones((len(seqs), start), dtype=torch.long), mask], dim=1)
         ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-        logits, cache = self._forward(ids, mask, positions, new_cache(), [s.adapter for s in seqs])
+        logits, cache = self._forward(ids, mask, positions, cache, adapters)
         self._join(seqs, logits, cache, mask, [0] * len(seqs))
+
+    def _prefix(self, ids: list[int], adapter: Optional[str]) -> Any:
+        """A shared prompt prefix run alone; its cache."""
+        import torch
+
+        tensor = torch.tensor([ids], dtype=torch.long, device=self._device())
+        positions = torch.arange(len(ids), device=tensor.device).unsqueeze(0)
+        return self._forward(tensor, torch.ones_like(tensor), positions, new_cache(), [adapter])[1]
 
     def _prefill_media(self, seq: Sequence) -> None:
         """One multimodal prompt, alone, through the family's forward with its media inputs; the family computes its
