@@ -87,9 +87,11 @@ def load_tokenizer(info: ModelInfo, trust_remote_code: bool = False):
 
 
 def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[str] = None,
-               trust_remote_code: bool = False, device: Optional[str] = None, quantization_config: Any = None):
+               trust_remote_code: bool = False, device: Optional[str] = None, quantization_config: Any = None,
+               load_options: Optional[dict] = None):
     """Load weights for training or inference, on the GPU when there is one; `quantization_config` (a
-    transformers quantization config) loads them quantized, placed on the device while loading."""
+    transformers quantization config) loads them quantized, placed on the device while loading; `load_options`
+    go to from_pretrained as they are (disable_mmap, ...)."""
     import transformers
 
     configure_threads()
@@ -98,5 +100,5 @@ def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[s
     extra = {"quantization_config": quantization_config, "device_map": device or default_device()} \
         if quantization_config is not None else {}
     model = auto_class.from_pretrained(info.path, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
-                                       trust_remote_code=trust_remote_code, **extra)
+                                       trust_remote_code=trust_remote_code, **extra, **(load_options or {}))
     return model if quantization_config is not None else model.to(device or default_device())
