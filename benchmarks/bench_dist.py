@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Distributed overhead on this machine: `swiftall sft` with 1 process x batch 4 against 2 processes x batch 2 (the
-same global batch, rows and steps; DDP over gloo), LoRA on the embedded model.
+same global batch, rows and steps; DDP over gloo, then FSDP2 full_shard as swiftall applies it on CPU), LoRA on the
+embedded model.
 
 LoRA dropout is off, so the two runs draw no different random masks and their losses must agree. Prints trained
 tokens per second of each (the same tokens are trained in both, so the ratio is the inverse ratio of
@@ -34,12 +35,12 @@ print("BENCH_RESULT " + json.dumps({k: summary[k] for k in ("tokens", "trained_t
 """
 
 
-def run(out: Path, args: argparse.Namespace, batch: int, nproc: int) -> dict:
+def run(out: Path, args: argparse.Namespace, batch: int, nproc: int, *extra: str) -> dict:
     """One process runs sft_main itself (its summary counts the tokens); two go through the CLI's torchrun launch."""
     flags = ["--model", args.model, "--dataset", args.dataset, "--train_type", args.train_type, "--lora_dropout", "0",
              "--max_steps", str(args.steps), "--per_device_train_batch_size", str(batch), "--logging_steps", "1",
              "--save_steps", "1000", "--report_to", "none", "--max_length", str(args.max_length),
-             "--output_dir", str(out)]
+             "--output_dir", str(out), *extra]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE")}
     env["NPROC_PER_NODE"] = str(nproc)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it: the 1-process run calls sft_main directly
@@ -107,17 +108,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = run(Path(tmp) / "one", args, batch=4, nproc=1)
         two = run(Path(tmp) / "two", args, batch=2, nproc=2)
+        fsdp = run(Path(tmp) / "fsdp", args, 2, 2, "--fsdp", "full_shard")
     worst = max(abs(a - b) / abs(a) for a, b in zip(one["losses"], two["losses"]))
+    worst_fsdp = max(abs(a - b) / abs(a) for a, b in zip(two["losses"], fsdp["losses"]))
     numel = trainable_params(args.model, args.train_type)
     comm = allreduce_s(numel)
     step2 = two["loop_s"] / args.steps
     tokens, trained = one["tokens"], one["trained_tokens"]  # the same rows in both runs
     print(f"{args.steps} steps, global batch 4, {args.train_type} on {args.model}: {tokens} tokens, {trained} trained")
-    for name, r in (("1 process  x batch 4", one), ("2 processes x batch 2", two)):
+    for name, r in (("1 process  x batch 4", one), ("2 processes x batch 2", two), ("2 processes, FSDP2", fsdp)):
         print(f"  {name}: training loop {r['loop_s']:.2f} s, {trained / r['loop_s']:.0f} trained tokens/s "
               f"({tokens / r['loop_s']:.0f} tokens/s); whole command {r['wall_s']:.1f} s")
     print(f"  speed 2 vs 1 process: {one['loop_s'] / two['loop_s']:.2f}x; losses' largest relative difference "
           f"{worst:.2e}")
+    print(f"  FSDP2 full_shard vs DDP (2 processes): speed {two['loop_s'] / fsdp['loop_s']:.2f}x; losses' largest "
+          f"relative difference {worst_fsdp:.2e}")
     print(f"  communication: one all-reduce of {numel:,} fp32 gradients over gloo {comm * 1000:.1f} ms = "
           f"{100 * comm / step2:.1f}% of a 2-process step ({step2 * 1000:.0f} ms)")
     print(f"load: {os.popen('uptime').read().strip()}")
