@@ -152,6 +152,8 @@ def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_s
     check_engine(sft("--fsdp", "full_shard"), on_cpu=True)
     with pytest.raises(ConfigError, match="--train_type ia3: swiftall shards full and lora training itself"):
         check_engine(sft("--fsdp", "full_shard", "--train_type", "ia3"), on_cpu=True)
+    with pytest.raises(ConfigError, match="scoring by generation during training runs on rank 0 alone"):
+        check_engine(sft("--fsdp", "full_shard", "--eval_dataset", "gsm8k"), on_cpu=True)
     with pytest.raises(ConfigError, match="silently train as plain DDP"):  # TRL's trainers are not hooked
         check_engine(RlhfConfig.from_any([*BASE, "--fsdp", "full_shard"]), on_cpu=True)
 

@@ -66,6 +66,10 @@ def check_engine(cfg: Any, on_cpu: bool) -> None:
                           f"{' and '.join(CPU_FSDP_TUNERS)} training itself on CPU (tested against DDP), not this tuner "
                           "yet (some save from their live weights, which would be shards here): drop --fsdp (DDP) "
                           "or use --deepspeed zero2/zero3")
+    if shards_itself(cfg, on_cpu) and getattr(cfg, "eval_dataset", None):
+        raise ConfigError(f"--fsdp {fsdp} with --eval_dataset: scoring by generation during training runs on rank 0 "
+                          "alone, and a sharded model needs every process in each forward pass; drop --eval_dataset "
+                          "and score the saved model with swiftall eval")
     if fsdp and on_cpu and not shards_itself(cfg, on_cpu):
         raise ConfigError(f"--fsdp {fsdp} on CPU: swiftall shards sft/pt causal-LM runs itself, and accelerate "
                           "runs FSDP only on GPUs, so this trainer would silently train as plain DDP here (every "
