@@ -8,9 +8,9 @@
    from process start to the first /chat answer through gradio_client (both load the model once, greedy, the same
    prompt and --max_new_tokens); the two alternate --cold_repeats times, medians compared. The time to the page
    answering with --model (the model loading beside it) is printed too.
-3. Warm answer: with the model loaded, one answer through the page's /chat endpoint (gradio_client) against an
-   engine with the same options called directly in this process (the UI's own overhead: Gradio, and the hop to
-   the model's process).
+3. Warm answer: with the model loaded, one answer through the page's /chat endpoint (gradio_client) against the
+   page's engine (the same options, in a process of its own as in the page) streaming the same answer called
+   directly from this process: the difference is Gradio's (HTTP, queue, streamed events, gradio_client).
 The load average is printed before and after: the machine is shared, so compare numbers of one run.
 """
 from __future__ import annotations
@@ -92,26 +92,28 @@ def bench_cold(tokens: int, runs: str) -> tuple[float, float, float, bool]:
 def bench_warm(tokens: int, repeats: int, runs: str) -> tuple[list[float], list[float]]:
     from gradio_client import Client
 
-    from swiftall.infer import RequestConfig
-    from swiftall.pipelines.webui import engine_factory, launch
+    from swiftall.config import WebuiConfig
+    from swiftall.infer import InferRequest, RequestConfig
+    from swiftall.pipelines.webui import model_process
+    from swiftall.webui.app import engine_pool
 
-    page = launch(["--model", MODEL, "--port", "0", "--runs_dir", runs], preload=False)
-    pool = page.app.pool
-    pool.get(*pool.default_model())  # loaded before timing, as in the page after its first message
-    engine = engine_factory(pool.options(*pool.default_model()))
-    client = Client(page.url, verbose=False)
+    proc, url, _ = start_webui(runs, "--model", MODEL)
+    pool = engine_pool(WebuiConfig.from_any(["--model", MODEL, "--runs_dir", runs]), model_process)
+    engine = pool.get(*pool.default_model())  # the page's engine, in a process of its own, without the page
+    client = Client(url, verbose=False)
     config = RequestConfig(max_new_tokens=tokens, temperature=0.0)
+    request = InferRequest(messages=[{"role": "user", "content": PROMPT}])
     direct, via_page = [], []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):  # the first round warms both up and is not counted
         started = time.perf_counter()
-        engine.infer(PROMPT, config)
+        "".join(engine.stream(request, config))  # what the page's /chat calls
         direct.append(time.perf_counter() - started)
         started = time.perf_counter()
         client.predict(PROMPT, "", tokens, 0.0, api_name="/chat")
         via_page.append(time.perf_counter() - started)
-    engine.close()
-    page.close()
-    return direct, via_page
+    pool.close()
+    stop(proc)
+    return direct[1:], via_page[1:]
 
 
 def main() -> None:
