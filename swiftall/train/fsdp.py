@@ -58,7 +58,7 @@ def shard_model(model: Any, reshard_after_forward: bool, world_size: int) -> Any
     _check_all_sharded(model)
     held, total = local_share(model)
     logger.info(f"FSDP2 on CPU: fully_shard applied by swiftall to {len(layers)} decoder layers and the root over "
-                f"{world_size} processes (gloo); this process holds {held:,} of {total:,} parameter values "
+                f"{world_size} process{'es' if world_size != 1 else ''} (gloo); this process holds {held:,} of {total:,} parameter values "
                 f"({100 * held / max(total, 1):.1f}%), not DDP")
     return model
 
