@@ -57,9 +57,23 @@ def run(backend: str, data: Path, out: Path, args: argparse.Namespace, batch: in
                         "eval_generation_config": {"max_tokens": args.max_tokens, "temperature": 0}})
     wall = time.perf_counter() - started
     result = report["datasets"]["repeat"]
-    return {"backend": f"{backend} b{batch}", "wall_s": round(wall, 1), "answer_s": result.get("seconds"),
+    label = f"{backend} b{batch}" + (" no-prefix" if backend == "native" and args.no_prefix_cache else "")
+    return {"backend": label, "wall_s": round(wall, 1), "answer_s": result.get("seconds"),
             "items_per_s": result.get("items_per_s"), "exact_match": result["metrics"]["exact_match"]["value"],
-            "ci95": result["metrics"]["exact_match"]["ci95"], "n": result["n"]}
+            "ci95": result["metrics"]["exact_match"]["ci95"], "n": result["n"],
+            "answers": answers(Path(report["run_dir"]) / "predictions" / "repeat.jsonl", backend == "lm_eval")}
+
+
+def answers(path: Path, lm_eval: bool) -> dict[str, str]:
+    """id -> the answer's text, stripped (lm-eval's predictions keep its filtered responses as JSON)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        raw = json.loads(record["raw"]) if lm_eval else record["raw"]
+        while isinstance(raw, list):
+            raw = raw[0] if raw else ""
+        out[str(record["id"])] = str(raw).strip()
+    return out
 
 
 def load() -> str:
@@ -75,8 +89,14 @@ def main() -> None:
     parser.add_argument("--max_tokens", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16, help="lm-eval's batch size, and native's first run")
     parser.add_argument("--native_batches", default="16,64", help="native runs: the engine's --max_batch_size")
+    parser.add_argument("--lm_eval_batches", default="", help="more lm-eval runs after --batch (its default is 1)")
+    parser.add_argument("--no_prefix_cache", action="store_true", help="native without the engine's prefix reuse")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args()
+    if args.no_prefix_cache:
+        import swiftall.infer.prefix_cache as prefix_cache
+
+        prefix_cache.MIN_PREFIX = 1 << 30  # no prefix is ever long enough: every prompt prefills in full
     print(f"before: {load()}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         data = task_file(Path(tmp), args.items)
@@ -84,19 +104,23 @@ def main() -> None:
         try:
             import lm_eval  # noqa: F401
 
-            rows.append(run("lm_eval", data, Path(tmp) / "out", args, args.batch))
+            for b in [args.batch, *(int(x) for x in args.lm_eval_batches.split(",") if x)]:
+                rows.append(run("lm_eval", data, Path(tmp) / "out", args, b))
         except ImportError:
             print("lm_eval is not installed (pip install 'swiftall[lm_eval]'); native only", file=sys.stderr)
     print(f"after: {load()}", file=sys.stderr)
-    print(f"{'backend':<12} {'items/s':>8} {'answer s':>9} {'wall s':>7} {'exact match':>12}  95% CI  n")
+    print(f"{'backend':<20} {'items/s':>8} {'answer s':>9} {'wall s':>7} {'exact match':>12}  95% CI  n")
     for r in rows:
-        print(f"{r['backend']:<12} {r['items_per_s']:>8} {r['answer_s']:>9} {r['wall_s']:>7} {r['exact_match']:>12}  "
+        print(f"{r['backend']:<20} {r['items_per_s']:>8} {r['answer_s']:>9} {r['wall_s']:>7} {r['exact_match']:>12}  "
               f"{r['ci95']}  {r['n']}")
-    reference = rows[-1] if rows[-1]["backend"].startswith("lm_eval") else None
-    for r in rows[:-1] if reference else []:
-        if reference["items_per_s"] and r["items_per_s"]:
-            ratio = r["items_per_s"] / reference["items_per_s"]
-            print(f"{r['backend']} / {reference['backend']} items/s: {ratio:.2f}x")
+    native = [r for r in rows if r["backend"].startswith("native")]
+    for reference in [r for r in rows if r["backend"].startswith("lm_eval")]:
+        for r in native:
+            if reference["items_per_s"] and r["items_per_s"]:
+                ratio = r["items_per_s"] / reference["items_per_s"]
+                same = sum(r["answers"].get(k) == v for k, v in reference["answers"].items())
+                print(f"{r['backend']} / {reference['backend']} items/s: {ratio:.2f}x; identical answers "
+                      f"{same}/{len(reference['answers'])}")
 
 
 if __name__ == "__main__":

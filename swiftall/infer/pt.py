@@ -133,10 +133,9 @@ class PtEngine(Engine):
         return answers
 
     def infer(self, requests: list[Any], config: Optional[RequestConfig] = None) -> list[InferResponse]:
-        started = []
+        started: list[list[Answer]] = []
         try:
-            for r in requests:  # all queued first, so they batch together
-                started.append(self.start(r, config))
+            self._start_all(requests, config, started)
             for answers in started:
                 for a in answers:
                     a.done.wait()
@@ -149,6 +148,18 @@ class PtEngine(Engine):
             first.choices = others
             results.append(first)
         return results
+
+    def _start_all(self, requests: list[Any], config: Optional[RequestConfig], started: list[list[Answer]],
+                   emit_for: Any = None) -> None:
+        """Queue every request at once (appending each one's answers to `started`), so they are prefilled together
+        and their shared prompt prefix runs once: encoded first (media fetched), then queued holding the
+        scheduler's lock, which it takes to pick up waiting sequences."""
+        requests = [InferRequest.coerce(r) for r in requests]
+        for r in requests:
+            self._encode(r)
+        with self.scheduler.cv:
+            for i, r in enumerate(requests):
+                started.append(self.start(r, config, emit=emit_for(i) if emit_for else None))
 
     def stream_events(self, request: Any, config: Optional[RequestConfig] = None) -> Iterator[StreamEvent]:
         """Events of all n answers, interleaved (each carries its `index`); ends when every answer has ended."""
@@ -207,8 +218,7 @@ class PtEngine(Engine):
         finished: queue.Queue = queue.Queue()
         started: list[list[Any]] = []
         try:
-            for i, r in enumerate(requests):
-                started.append(self.start(r, config, emit=_on_final(finished, i)))
+            self._start_all(requests, config, started, lambda i: _on_final(finished, i))
             left = {i: len(answers) for i, answers in enumerate(started)}
             while left:
                 i = finished.get()

@@ -79,6 +79,9 @@ class Scheduler:
         self.rope_holders: Optional[list] = None   # modules keeping M-RoPE deltas (media_prefill.py)
         self.widest = 0            # widest batch seen
         self.prefix = PrefixCache() if prefix_caching else None   # shared prompt prefixes computed once
+        self.refill_group = max(1, self.max_batch_size // 4)   # see _joining
+        self.refill_wait = 8
+        self.deferred = 0
 
     # ---- public -------------------------------------------------------------------------------
     def submit(self, seqs: list[Sequence]) -> None:
@@ -151,8 +154,7 @@ class Scheduler:
                     return
                 job = self.jobs.popleft() if self.jobs else None
                 self.job_seqs = job.seqs if job else []
-                room = self.max_batch_size - len(self.rows)
-                joining = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+                joining = self._joining()
             if job is not None:
                 run_job(job)
                 with self.cv:
@@ -168,10 +170,22 @@ class Scheduler:
         with self.cv:
             if self.cancelling:
                 return  # the loop ends everything once the job returns
-            room = self.max_batch_size - len(self.rows)
-            joining = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+            joining = self._joining()
         if joining or self.rows:
             self._turn(joining)
+
+    def _joining(self) -> list[Sequence]:
+        """The waiting sequences that join the batch this turn (called holding the lock). Under a backlog (more
+        waiting than free rows: an evaluation, a saturated server) rows are refilled in groups of at least
+        `refill_group` rather than one or two at a time as answers finish -- each refill is a forward of its own,
+        about as long as a decode step on a CPU -- but never held back more than `refill_wait` turns."""
+        room = self.max_batch_size - len(self.rows)
+        backlog = len(self.waiting) > room
+        if backlog and self.rows and room < self.refill_group and self.deferred < self.refill_wait:
+            self.deferred += 1
+            return []
+        self.deferred = 0
+        return [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
 
     def _turn(self, joining: list[Sequence]) -> None:
         import torch
