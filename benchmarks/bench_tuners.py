@@ -6,6 +6,7 @@ RSS, and the final loss, with the ratios to plain LoRA's step time and peak memo
 within 1.3x LoRA's step time (DoRA is known to be slower), QLoRA's peak at most 60% of LoRA fp32's.
 
     python benchmarks/bench_tuners.py [--rows 32] [--steps 8] [--tuners lora,dora,qlora,...]
+    python benchmarks/bench_tuners.py --memory   # lora, qlora, lora_gc, qlora_gc: QLoRA's peak / LoRA's, same run
 """
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ from bench_sft import bench_rows  # the same rows as the SFT benchmark (this fol
 TUNERS = {
     "lora": {}, "dora": {"use_dora": True}, "rslora": {"use_rslora": True}, "pissa": {"init_weights": "pissa"},
     "lora_plus": {"lorap_lr_ratio": 16}, "qlora": {"quant_method": "bnb", "quant_bits": 4},
+    # memory at the same settings with gradient checkpointing (QLoRA's usual recipe, peft's default for k-bit bases)
+    "lora_gc": {"gradient_checkpointing": True},
+    "qlora_gc": {"quant_method": "bnb", "quant_bits": 4, "gradient_checkpointing": True},
     "adalora": {}, "ia3": {}, "vera": {"lora_rank": 64}, "boft": {}, "oft": {"oft_block_size": 16}, "fourierft": {},
     "loha": {}, "lokr": {}, "prompt": {"packing": False}, "prefix": {"packing": False}, "p_tuning": {"packing": False},
     "adapter": {}, "reft": {}, "llamapro": {"llamapro_num_new_blocks": 2}, "lisa": {"lisa_activated_layers": 2},
     "galore": {"train_type": "full", "use_galore": True}, "full": {},
 }
-LORA_VARIANTS = {"dora", "rslora", "pissa", "lora_plus", "qlora"}
+LORA_VARIANTS = {"dora", "rslora", "pissa", "lora_plus", "qlora", "lora_gc", "qlora_gc"}
+MEMORY = "lora,qlora,lora_gc,qlora_gc"  # --memory: QLoRA's peak against LoRA fp32's, with and without checkpointing
 # the child's own peak RSS (VmHWM): its ru_maxrss would start at the parent's peak, which exec(2) carries over
 RUNNER = r"""
 import json, sys
@@ -71,14 +76,24 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def memory_ratios(results: list[dict]) -> str:
+    """QLoRA's peak over LoRA fp32's, each pair at the same settings (target: at most 60%)."""
+    peak = {r["name"]: r["peak_gib"] for r in results if "error" not in r}
+    pairs = [("qlora", "lora", "no checkpointing"), ("qlora_gc", "lora_gc", "both checkpointed"),
+             ("qlora_gc", "lora", "QLoRA checkpointed, LoRA not")]
+    return "\n".join(f"QLoRA/LoRA peak, {label}: {peak[q] / peak[l]:.0%} ({peak[q]:.2f} / {peak[l]:.2f} GiB)"
+                      for q, l, label in pairs if q in peak and l in peak)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--tuners", default=",".join(TUNERS))
+    parser.add_argument("--memory", action="store_true", help=f"--tuners {MEMORY}, and the peak ratios")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    names = [n for n in args.tuners.split(",") if n]
+    names = [n for n in (MEMORY if args.memory else args.tuners).split(",") if n]
     unknown = [n for n in names if n not in TUNERS]
     if unknown:
         raise SystemExit(f"--tuners: unknown {unknown}; choose from {', '.join(TUNERS)}")
@@ -91,6 +106,8 @@ def main() -> None:
             print(report(results).splitlines()[-1], flush=True)
     print()
     print(report(results))
+    if args.memory:
+        print(memory_ratios(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

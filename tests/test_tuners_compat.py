@@ -78,7 +78,6 @@ def test_rlhf_takes_peft_tuners_only():
 
 
 @pytest.mark.parametrize("flags,says", [
-    (dict(quant_method="hqq", quant_bits=4), "needs a GPU"),
     (dict(quant_method="eetq", quant_bits=8), "needs a GPU"),
     (dict(quant_method="aqlm", quant_bits=2), "give --model an AQLM-quantized folder"),
     (dict(quant_method="quanto", quant_bits=3), "takes --quant_bits 2, 4 or 8"),
@@ -91,6 +90,16 @@ def test_quant_methods_say_what_they_need_before_loading(flags, says, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match=says):
         check_quant(sft(**flags), tmp_path)
+
+
+@pytest.mark.parametrize("method,bits", [("hqq", 4), ("quanto", 8)])
+def test_hqq_and_quanto_train_lora_only(method, bits, tmp_path):
+    pytest.importorskip("hqq" if method == "hqq" else "optimum.quanto")
+    (tmp_path / "config.json").write_text("{}")
+    check_quant(sft(quant_method=method, quant_bits=bits), tmp_path)  # runs on a CPU: nothing to refuse
+    with pytest.raises(ConfigError, match=f"peft wraps {method}'s quantized layers for LoRA only"):
+        check_compat(sft(train_type="ia3", quant_method=method, quant_bits=bits), "sft")
+    assert check_compat(sft(train_type="lora", quant_method=method, quant_bits=bits), "sft").name == "lora"
 
 
 def test_a_missing_quant_package_is_named(monkeypatch, tmp_path):

@@ -8,6 +8,8 @@ from ..utils.errors import ConfigError
 from .registry import GALORE, TUNER_SPECS, TunerSpec, get_spec
 
 LORA_ONLY_INITS = ("gaussian", "pissa", "olora", "loftq", "eva")
+LORA_ONLY_QUANT = ("hqq", "quanto")  # quantized layers peft adapts with LoRA only (the others' layers stay untouched)
+LORA_ONLY_QUANT_TUNERS = ("lora", "prompt", "prefix", "p_tuning", "adapter")
 
 
 def distributed_mode(args: Any) -> str | None:
@@ -61,6 +63,9 @@ def _check_quant(args: Any, spec: TunerSpec, flag: str) -> None:
         trains = ", ".join(n for n, s in TUNER_SPECS.items() if s.quantized)
         raise ConfigError(f"--quant_method {method} with {flag}: {spec.name} cannot train over quantized weights; "
                           f"use one of {trains} (e.g. --train_type lora: QLoRA), or drop --quant_method")
+    if method in LORA_ONLY_QUANT and spec.name not in LORA_ONLY_QUANT_TUNERS:
+        raise ConfigError(f"--quant_method {method} with {flag}: peft wraps {method}'s quantized layers for LoRA "
+                          f"only; use --train_type lora (or --quant_method bnb, which {spec.name} takes)")
     init = _init(args)
     if init in ("pissa", "olora", "loftq") or init.startswith("pissa_niter_"):
         raise ConfigError(f"--init_weights {init} with --quant_method {method}: {init} rewrites the base weights "

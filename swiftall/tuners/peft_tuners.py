@@ -26,7 +26,11 @@ def targets(args: Any, model: Any = None, family: Any = None) -> Any:
     if found:
         return found
     names = list(args.target_modules)
-    return "all-linear" if names == ["all-linear"] else names
+    if names != ["all-linear"]:
+        return names
+    from .quant import quantized_linear_names
+
+    return (quantized_linear_names(model) if model is not None else None) or "all-linear"
 
 
 def _init_weights(args: Any) -> Any:

@@ -16,9 +16,10 @@ from ..utils.log import get_logger
 logger = get_logger(__name__)
 PACKAGES = {"bnb": ("bitsandbytes", "bitsandbytes"), "hqq": ("hqq", "hqq"), "quanto": ("optimum.quanto",
             "optimum-quanto"), "eetq": ("eetq", "eetq"), "aqlm": ("aqlm", "aqlm[cpu]")}
-NEEDS_GPU = {"hqq": "HQQ's layers run on CUDA (transformers refuses them on a CPU device map)",
-             "eetq": "EETQ's int8 kernels are CUDA-only"}
+NEEDS_GPU = {"eetq": "EETQ's int8 kernels are CUDA-only"}
 QUANTO_BITS = {8: "int8", 4: "int4", 2: "int2"}
+HQQ_BITS = (1, 2, 3, 4, 8)
+HQQ_GROUP_SIZE = 64
 
 
 def _cuda() -> bool:
@@ -38,7 +39,7 @@ def check_quant(args: Any, model_path: Optional[Path] = None) -> None:
                           "--quant_method bnb --quant_bits 4 (QLoRA runs on a CPU)")
     if method == "quanto" and bits not in QUANTO_BITS:
         raise ConfigError(f"--quant_method quanto takes --quant_bits 2, 4 or 8, got {bits}")
-    if method == "hqq" and bits not in (1, 2, 3, 4, 8):
+    if method == "hqq" and bits not in HQQ_BITS:
         raise ConfigError(f"--quant_method hqq takes --quant_bits 2, 3, 4 or 8, got {bits}")
     if method == "eetq" and bits != 8:
         raise ConfigError(f"--quant_method eetq is 8-bit only; pass --quant_bits 8, got {bits}")
@@ -76,7 +77,7 @@ def _dtype(name: Optional[str], fallback: Any) -> Any:
 def quantization_config(args: Any, dtype: Any) -> Any:
     """transformers' quantization config for --quant_method (None without one)."""
     method = getattr(args, "quant_method", None)
-    if not method or method == "aqlm":   # aqlm: the folder's own quantization_config
+    if not method or method in ("aqlm", "hqq"):  # aqlm: the folder's own; hqq: quantized after loading (quantize_hqq)
         return None
     import transformers
 
@@ -89,8 +90,6 @@ def quantization_config(args: Any, dtype: Any) -> Any:
             bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
             bnb_4bit_compute_dtype=_dtype(args.bnb_4bit_compute_dtype, dtype),
             bnb_4bit_quant_storage=_dtype(args.bnb_4bit_compute_dtype, dtype))
-    if method == "hqq":
-        return transformers.HqqConfig(nbits=bits, group_size=64)
     if method == "quanto":
         return transformers.QuantoConfig(weights=QUANTO_BITS[bits])
     if method == "eetq":
@@ -105,13 +104,73 @@ def load_base(info: Any, args: Any) -> Any:
 
     dtype = resolve_dtype(args.torch_dtype)
     quant = quantization_config(args, dtype)
-    model = load_model(info, args.torch_dtype, args.attn_impl, args.trust_remote_code, quantization_config=quant)
-    if quant is not None or prequantized_method(info.path):
+    options = {"disable_mmap": True} if quant is not None and _reads_whole(info.path) else None
+    model = load_model(info, args.torch_dtype, args.attn_impl, args.trust_remote_code, quantization_config=quant,
+                       load_options=options)
+    if getattr(args, "quant_method", None) == "hqq":
+        quantize_hqq(model, args.quant_bits, dtype)
+    if quant is not None or prequantized_method(info.path) or getattr(args, "quant_method", None) == "hqq":
         from peft import prepare_model_for_kbit_training
 
+        release_freed_memory()
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=bool(getattr(args, "gradient_checkpointing", False)))
         logger.info(f"base loaded quantized ({getattr(args, 'quant_method', None) or prequantized_method(info.path)}"
                     f"{f', {args.quant_bits}-bit' if getattr(args, 'quant_bits', None) else ''}); adapters train in "
                     f"{dtype}")
     return model
+
+
+def quantize_hqq(model: Any, bits: int, dtype: Any) -> None:
+    """Replace the decoder's linear layers by HQQ's (calibration-free, in place, on the model's device) through the hqq
+    package: transformers 5 no longer quantizes HQQ while loading. peft's LoRA wraps HQQLinear layers."""
+    from hqq.core.quantize import BaseQuantizeConfig
+    from hqq.models.hf.base import AutoHQQHFModel
+
+    device = str(next(model.parameters()).device)
+    AutoHQQHFModel.quantize_model(model, quant_config=BaseQuantizeConfig(nbits=bits, group_size=HQQ_GROUP_SIZE),
+                                  compute_dtype=dtype, device=device)
+
+
+def quantized_linear_names(model: Any) -> Optional[list[str]]:
+    """The names of the quantized linear layers peft's all-linear does not find (HQQ's are no nn.Linear), else None."""
+    try:
+        from hqq.core.quantize import HQQLinear
+    except ImportError:
+        return None
+    names = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, HQQLinear)})
+    return names or None
+
+
+def _reads_whole(model_path: Path) -> bool:
+    """Quantize from checkpoint files read into memory rather than memory-mapped, where they fit in a quarter of the
+    available memory: the fp32 file mapped for quantizing stays mapped, and resident, for the whole run (0.5 GiB of
+    SmolLM2-135M's 1.3 GiB after loading), while bytes read are freed once the layers are quantized."""
+    size = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
+    return 0 < size < _available_bytes() / 4
+
+
+def _available_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def release_freed_memory() -> None:
+    """Give the heap that loading freed back to the system (glibc keeps freed chunks for reuse otherwise: 0.7 GiB
+    after quantizing SmolLM2-135M)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to trim
+        pass
