@@ -28,5 +28,6 @@ def tuners_command(argv: list[str]) -> None:
 
     print(table(COLUMNS, matrix_rows()))
     print("\nquantized base: --quant_method bnb --quant_bits 4|8 runs on a CPU (QLoRA); hqq (the hqq package) and "
-          "quanto (optimum-quanto) train LoRA on a CPU too; eetq needs a GPU; aqlm, gptq and awq: give --model an already-quantized folder.\n"
+          "quanto (optimum-quanto) train LoRA on a CPU too; eetq needs a GPU; aqlm, gptq and awq: give --model an "
+          "already-quantized folder.\n"
           "Refused combinations stop before anything loads, naming the reason and a choice that works.")
