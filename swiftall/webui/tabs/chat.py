@@ -12,7 +12,7 @@ from ..engines import EnginePool, user_turn
 from ..forms import error_text
 
 SLOTS = 3  # the main model and two to compare
-UPDATE_EVERY_S = 0.05  # streamed text reaches the page at most this often: each update is an event to the browser
+UPDATE_EVERY_S = 0.1  # streamed text reaches the page at most 10 times a second: each update costs an event
 
 
 def coalesced(pieces: Iterator[str], every_s: float = UPDATE_EVERY_S) -> Iterator[str]:
