@@ -12,11 +12,33 @@ incremental `Answer` beside re-decoding the whole answer at each token (what it 
 just that part. Two parts run only when asked: `--mm_only` (8 image requests to a tiny random Qwen2-VL, one after the
 other vs all at once in the continuous batch, answers compared) and `--decode_only` (the engine's batched decode
 step beside one pass of the model's own matmuls at the same batch, timed right after each step: ceiling / step).
+
+Mixed adapters (also alone with `--adapters_only`): a server with two random LoRA adapters, 16 concurrent requests all
+for one adapter vs 16 spread over both adapters and the base model, alternated on the same server (target 0.8x).
+
+`--ms_swift PATH/bin/swift`: ms-swift's `swift deploy` (PyTorch backend, `--max_batch_size` as swiftall's, fp32, the
+model's own chat template) on the same model folder, started first; once swiftall's part has run, the same 16
+concurrent requests go to each server in turn (plain bodies, as ms-swift has no `ignore_eos`), and the ratio of
+aggregate tokens/s is printed (target 2.5x); `--ms_swift_only` runs just that part, `--rounds N` sets how many
+times each side-by-side part alternates (default 2, best of each). ms-swift runs under OMP_WAIT_POLICY=PASSIVE as
+swiftall's CLI does. ms-swift pins older transformers/peft/trl than swiftall, so it lives
+in its own venv; one that reuses this venv's torch (no second torch download):
+
+    python3.11 -m venv /work/msswift-venv
+    echo $PWD/.venv/lib/python3.11/site-packages > /work/msswift-venv/lib/python3.11/site-packages/zz_main.pth
+    /work/msswift-venv/bin/pip install --no-deps ms-swift==4.6.0 "transformers<5.20" "peft<0.21" "trl<1.0" \
+        "datasets<4.8.5" "huggingface-hub<2.0" "fsspec<=2026.2.0" modelscope modelscope-hub addict attrdict \
+        binpacking cpm-kernels dacite importlib-metadata json-repair oss2 rouge simplejson zstandard \
+        transformers-stream-generator cryptography lazy-importer zipp aliyun-python-sdk-core aliyun-python-sdk-kms \
+        crcmod pycryptodome jmespath
+
+(`--no-deps` throughout: with the .pth file pip would otherwise replace packages inside this venv.)
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -33,9 +55,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ask(url: str, i: int, tokens: int) -> tuple[float, int]:
-    body = {"model": "bench", "messages": [{"role": "user", "content": f"Write a story about the number {i}."}],
-            "max_tokens": tokens, "temperature": 0, "ignore_eos": True}
+def ask(url: str, i: int, tokens: int, model: str = "bench", ignore_eos: bool = True) -> tuple[float, int]:
+    body = {"model": model, "messages": [{"role": "user", "content": f"Write a story about the number {i}."}],
+            "max_tokens": tokens, "temperature": 0}
+    if ignore_eos:  # swiftall's extension; ms-swift has none, so the side-by-side run sends plain bodies to both
+        body["ignore_eos"] = True
     start = time.perf_counter()
     r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=1800)
     r.raise_for_status()
@@ -47,22 +71,57 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def start_server(model: str, port: int, batch: int) -> tuple[subprocess.Popen, float]:
+def start_server(model: str, port: int, batch: int, extra: tuple[str, ...] = (),
+                 command: "list[str] | None" = None, name: str = "bench",
+                 env: "dict | None" = None) -> tuple[subprocess.Popen, float]:
+    """Starts `swiftall deploy` (or `command`, another OpenAI-compatible server on `port`) and waits for its first
+    answer; returns the process and the seconds from start to that answer."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "swiftall", "deploy", "--model", model, "--port", str(port),
-                             "--served_model_name", "bench", "--max_batch_size", str(batch)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    command = command or [sys.executable, "-m", "swiftall", "deploy", "--model", model, "--port", str(port),
+                          "--served_model_name", "bench", "--max_batch_size", str(batch), *extra]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env)
+    try:
+        return proc, wait_ready(proc, f"http://127.0.0.1:{port}", command, name, started)
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ends a server and the processes it started (`swift deploy` runs the server in a child): its own session."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_ready(proc: subprocess.Popen, url: str, command: list[str], name: str, started: float) -> float:
     while True:
         if proc.poll() is not None:
-            raise SystemExit("the server exited during start-up")
+            raise SystemExit(f"the server exited during start-up: {' '.join(command)}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
-    ask(url, 0, 1)
-    return proc, time.perf_counter() - started
+    ask(url, 0, 1, name, ignore_eos=False)
+    return time.perf_counter() - started
+
+
+def concurrent(url: str, concurrency: int, tokens: int, models: tuple[str, ...] = ("bench",),
+               ignore_eos: bool = True) -> tuple[float, list[tuple[float, int]], float]:
+    """`concurrency` requests at once, request i to models[i % len(models)]: aggregate generated tokens/s, each
+    request's (latency, tokens) and the wall time."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = list(pool.map(lambda i: ask(url, i, tokens, models[i % len(models)], ignore_eos), range(concurrency)))
+    wall = time.perf_counter() - start
+    return sum(n for _, n in done) / wall, done, wall
 
 
 def forward_ceiling(model: str, batch: int, tokens: int) -> float:
@@ -223,6 +282,103 @@ def detok_per_token(model: str, lengths: tuple[int, ...] = (16, 128, 512, 2048),
               f"whole re-decode {old:8.2f} ({old / first[1]:.1f}x of 16)")
 
 
+def random_adapters(model: str, folder: str, names: tuple[str, ...] = ("a", "b")) -> list[str]:
+    """LoRA adapters (r 8 on q/k/v/o, random non-zero weights, a seed each) saved under `folder`: `name=DIR` specs
+    for `deploy --adapters`. Untrained: the benchmark measures speed, and every adapter costs the same."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from swiftall.models import resolve_model
+
+    specs = []
+    for seed, name in enumerate(names, 1):
+        torch.manual_seed(seed)
+        net = get_peft_model(AutoModelForCausalLM.from_pretrained(resolve_model(model).path),
+                             LoraConfig(r=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                        init_lora_weights=False))
+        net.save_pretrained(os.path.join(folder, name))
+        specs.append(f"{name}={os.path.join(folder, name)}")
+    return specs
+
+
+def mixed_adapters(model: str, concurrency: int, tokens: int, rounds: int = 2) -> None:
+    """`deploy --adapters a=DIR b=DIR`: `concurrency` requests all for adapter a, then the same number spread over a,
+    b and the base model (one batch, peft's per-row adapter choice), alternated `rounds` times on the same server;
+    the best aggregate tokens/s of each and their ratio (the issue's target: mixed at least 0.8x single)."""
+    import tempfile
+
+    port = free_port()
+    proc, _ = start_server(model, port, concurrency, ("--adapters", *random_adapters(model, tempfile.mkdtemp())))
+    url, single, mixed = f"http://127.0.0.1:{port}", [], []
+    try:
+        concurrent(url, 3, 8, ("a", "b", "bench"))  # warm-up: each adapter once
+        for _ in range(rounds):
+            single.append(concurrent(url, concurrency, tokens, ("a",))[0])
+            mixed.append(concurrent(url, concurrency, tokens, ("a", "b", "bench"))[0])
+    finally:
+        stop(proc)
+    print(f"adapters, {concurrency} concurrent (load {os.getloadavg()[0]:.1f}): one adapter "
+          f"{', '.join(f'{t:.1f}' for t in single)} tokens/s; mixed a/b/base {', '.join(f'{t:.1f}' for t in mixed)} "
+          f"tokens/s -> mixed/single {max(mixed) / max(single):.2f}x (best of {rounds}; target 0.8x)")
+
+
+MS_SWIFT_ARGS = "--model_type llama --template chatml --template_backend jinja --torch_dtype float32"
+
+
+def start_ms_swift(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str, float]:
+    """ms-swift's `swift deploy` (PyTorch backend, the same batch limit) on the folder swiftall resolves the model
+    to."""
+    from swiftall.models import resolve_model
+
+    if not os.path.exists(args.ms_swift):
+        raise SystemExit(f"--ms_swift: no `swift` at {args.ms_swift}. Install ms-swift in its own venv (it pins "
+                         "transformers<5.20, peft<0.21, trl<1.0) and pass its bin/swift, e.g. "
+                         "/work/msswift-venv/bin/swift")
+    port = free_port()
+    command = [args.ms_swift, "deploy", "--model", str(resolve_model(args.model).path), "--infer_backend", "pt",
+               "--port", str(port), "--max_batch_size", str(args.concurrency), "--served_model_name", "bench",
+               *args.ms_swift_args.split()]
+    url = f"http://127.0.0.1:{port}"
+    # the thread policy swiftall's CLI sets (utils/env.py): spinning OpenMP threads cost much on a loaded machine
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    proc, ready = start_server(args.model, port, args.concurrency, command=command, env=env)
+    print(f"ms-swift deploy start -> first answer: {ready:.1f} s")
+    return proc, url, "bench", ready
+
+
+def side_by_side(url: str, ms_url: str, ms_name: str, concurrency: int, tokens: int, rounds: int) -> None:
+    """The same `concurrency` requests (plain bodies: no ignore_eos, which ms-swift lacks) to swiftall and to ms-swift,
+    alternated `rounds` times so that both see the same load; best aggregate tokens/s of each and their ratio."""
+    ours, theirs = [], []
+    ask(url, 98, 8, ignore_eos=False), ask(ms_url, 98, 8, ms_name, ignore_eos=False)  # warm-up
+    for _ in range(rounds):
+        ours.append(concurrent(url, concurrency, tokens, ignore_eos=False))
+        theirs.append(concurrent(ms_url, concurrency, tokens, (ms_name,), ignore_eos=False))
+    best_ours, best_theirs = max(t for t, _, _ in ours), max(t for t, _, _ in theirs)
+    print(f"vs ms-swift, {concurrency} concurrent, up to {tokens} tokens (load {os.getloadavg()[0]:.1f}): swiftall "
+          f"{', '.join(f'{t:.1f}' for t, _, _ in ours)} tokens/s ({sum(n for _, n in ours[0][1])} tokens), "
+          f"ms-swift {', '.join(f'{t:.1f}' for t, _, _ in theirs)} tokens/s ({sum(n for _, n in theirs[0][1])} "
+          f"tokens) -> {best_ours / best_theirs:.1f}x (best of {rounds}; target 2.5x)")
+
+
+def serve_alone_vs_concurrent(args: argparse.Namespace, url: str) -> None:
+    ask(url, 99, 8)  # warm-up
+    single = [ask(url, i, args.tokens) for i in range(args.single_runs)]
+    single_tps = sum(n for _, n in single) / sum(t for t, _ in single)
+    many_tps, many, wall = concurrent(url, args.concurrency, args.tokens)
+    lat = [t for t, _ in many]
+    print(f"1 request alone   : {single_tps:7.1f} tokens/s  latency {statistics.median([t for t, _ in single]):.1f} s "
+          f"({args.single_runs} runs, {args.tokens} tokens each)")
+    print(f"{args.concurrency} concurrent     : {many_tps:7.1f} tokens/s aggregate  p50 {percentile(lat, .5):.1f} s  "
+          f"p95 {percentile(lat, .95):.1f} s  wall {wall:.1f} s  ({sum(n for _, n in many)} tokens)")
+    print(f"ratio             : {many_tps / single_tps:.1f}x aggregate tokens/s")
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -232,38 +388,42 @@ def main() -> None:
     parser.add_argument("--detok_only", action="store_true", help="only the detokenizer's time per token")
     parser.add_argument("--decode_only", action="store_true", help="only the decode step vs the matmul ceiling")
     parser.add_argument("--mm_only", action="store_true", help="only 8 concurrent vs 8 sequential image requests")
+    parser.add_argument("--adapters_only", action="store_true", help="only the mixed-adapter vs one-adapter load")
+    parser.add_argument("--ms_swift", default="", help="ms-swift's `swift` executable (its own venv): also run "
+                        "`swift deploy` on the same model and prompts, side by side with swiftall")
+    parser.add_argument("--ms_swift_args", default=MS_SWIFT_ARGS, help="extra `swift deploy` flags for the model")
+    parser.add_argument("--ms_swift_only", action="store_true", help="with --ms_swift: only the side-by-side part")
+    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of the side-by-side parts")
     args = parser.parse_args()
     parts = {"detok_only": lambda: detok_per_token(args.model), "mm_only": multimodal_batch,
-             "decode_only": lambda: decode_fraction(args.model, args.concurrency, args.tokens)}
+             "decode_only": lambda: decode_fraction(args.model, args.concurrency, args.tokens),
+             "adapters_only": lambda: mixed_adapters(args.model, args.concurrency, args.tokens, args.rounds)}
     chosen = [run for name, run in parts.items() if getattr(args, name)]
     for run in chosen:
         run()
     if chosen:
         return
-    print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}")
-    port = free_port()
-    proc, ready = start_server(args.model, port, args.concurrency)
-    url = f"http://127.0.0.1:{port}"
+    print(f"{uptime()}  cpus: {os.cpu_count()}")
+    servers: list[subprocess.Popen] = []
     try:
+        ms_swift = start_ms_swift(args) if args.ms_swift else None  # started first, alone: both start-ups comparable
+        servers += [ms_swift[0]] if ms_swift else []
+        port = free_port()
+        proc, ready = start_server(args.model, port, args.concurrency)
+        servers.append(proc)
+        url = f"http://127.0.0.1:{port}"
         print(f"deploy start -> first answered request: {ready:.1f} s")
-        ask(url, 99, 8)  # warm-up
-        single = [ask(url, i, args.tokens) for i in range(args.single_runs)]
-        single_tps = sum(n for _, n in single) / sum(t for t, _ in single)
-        start = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            many = list(pool.map(lambda i: ask(url, i, args.tokens), range(args.concurrency)))
-        wall = time.perf_counter() - start
-        many_tps = sum(n for _, n in many) / wall
-        lat = [t for t, _ in many]
-        print(f"1 request alone   : {single_tps:7.1f} tokens/s  latency {statistics.median([t for t, _ in single]):.1f} s "
-              f"({args.single_runs} runs, {args.tokens} tokens each)")
-        print(f"{args.concurrency} concurrent     : {many_tps:7.1f} tokens/s aggregate  p50 {percentile(lat, .5):.1f} s  "
-              f"p95 {percentile(lat, .95):.1f} s  wall {wall:.1f} s  ({sum(n for _, n in many)} tokens)")
-        print(f"ratio             : {many_tps / single_tps:.1f}x aggregate tokens/s")
+        if not args.ms_swift_only:
+            serve_alone_vs_concurrent(args, url)
+        if ms_swift:
+            side_by_side(url, ms_swift[1], ms_swift[2], args.concurrency, args.tokens, args.rounds)
     finally:
-        proc.terminate()
-        proc.wait(60)
-        print(f"load after: {os.getloadavg()}")
+        for server in servers:
+            stop(server)
+        print(f"after: {uptime()}")
+    if args.ms_swift_only:
+        return
+    mixed_adapters(args.model, args.concurrency, args.tokens, args.rounds)
     one = max(forward_ceiling(args.model, 1, args.tokens) for _ in range(2))
     many = max(forward_ceiling(args.model, args.concurrency, args.tokens) for _ in range(2))
     print(f"bare forward      : batch 1 {one:.1f} tokens/s, batch {args.concurrency} {many:.1f} tokens/s -> "
