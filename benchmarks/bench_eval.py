@@ -6,21 +6,33 @@ lm-evaluation-harness's HF backend (static batches), side by side in one process
 
 Items/s counts the answering and scoring phase of each backend (model loading excluded, timed separately in the
 wall time). Both backends see the same prompts through the model's chat template and stop at its end-of-turn
-token. `uptime` is printed before and after, since the machine may be shared. `--native_batches 16,64` runs
-native once per engine batch size (--max_batch_size); lm-eval runs with `--batch`.
+token; "identical answers" compares each item's answer text across the two. `uptime` is printed before and after,
+since the machine may be shared. The process runs under OMP_WAIT_POLICY=PASSIVE, as the `swiftall` CLI sets it
+(spinning OpenMP waits made single forwards 2.6-11x slower at load 10-13). `--native_batches 16,64` runs native once
+per engine batch size (--max_batch_size); lm-eval runs with `--batch` (and `--lm_eval_batches 1` adds its default).
+`--no_prefix_cache` runs native without the engine's prompt-prefix reuse.
 
-Measured on the shared 2-core CPU, SmolLM2-135M fp32, 16 new tokens:
-- 200 items, load average 4-6: native 0.27 items/s (745 s), lm-eval HF 0.52 items/s (388 s).
-- 24 items (`--items 24 --native_batches 16`), load average 22-27 (30 Nov, 09:05-09:30): native b16 0.026 items/s
-  (916 s), lm-eval b16 0.049 items/s (488 s): 0.53x; exact match 0.208 [0.092, 0.405] vs 0.167 [0.067, 0.359].
-The issue's target (native >= 3x lm-eval) is NOT met, and the eval runner is not where the time goes: profiling 48
-items of native eval at load ~26 (cProfile on the main thread, the scheduler's forwards timed in its thread), the
-answering phase took 1149 s, of which the main thread waited on the engine 1108 s (prompt building, answer extraction,
-scoring and prediction writing: about 40 s, 3.5%); the scheduler's forwards took 1051 s (91%): 16 prefill
-forwards (519 s; 48 prompts joined the batch 3 at a time as earlier answers finished) and 39 decode steps (532 s,
-12.6 rows per step on average, the batch of 16 kept full by the runner, which submits every item at once with up to
---eval_concurrency 64 in flight). The gap is the pt engine's scheduler (prefill of small refill groups, per-forward
-cost), not the runner.
+Measured on the shared 2-core CPU, SmolLM2-135M fp32, 16 new tokens, 30 Nov 2026 (`--items 200 --native_batches
+16,64`, load average 15.9-16.7 from 15:29 to 15:38):
+- native b16 1.273 items/s (157 s), native b64 3.055 items/s (65 s), lm-eval HF b16 0.794 items/s (252 s):
+  native b16 1.60x, native b64 3.85x lm-eval b16. The answers are identical item by item (200/200); exact match
+  0.205 [0.155, 0.266] native vs 0.190 [0.142, 0.250] lm-eval: the same answers scored by two definitions (native
+  normalises as SQuAD does, dropping articles; lm-eval's exact_match ignores case and punctuation only).
+  An earlier run at load 14-16 (before the eval runner kept a backlog of twice the engine's batch): b16 1.82x,
+  b64 2.43x.
+- 48 items, load 10-13, same run: without the prefix reuse native b16 0.798 / b64 1.447 items/s; lm-eval b16
+  0.672, lm-eval b1 (its default) 0.352 items/s. With it (another run, load 11-12): native b16 1.467, b64 2.648,
+  lm-eval b16 0.813 items/s (1.80x, 3.26x).
+Before this work (same command at 24 items, load 22-27, spinning OpenMP waits): native b16 0.53x lm-eval b16.
+Where the time went, and what changed (swiftall/infer): each prompt is ~42 tokens, of which ~33 (the chat
+template's system prompt and the instruction) are shared, and a forward on this CPU costs about the same for 2
+rows as for 16; so (1) the shared prefix runs once and is kept (prefix_cache.py): prefill is the items' own ~9
+tokens; (2) refills under a backlog join in groups of a quarter of the batch, not 1-2 rows per forward (48 items
+at b16: 7 prefill forwards instead of 17); (3) the runner keeps twice the engine's batch in flight, so a b64
+engine always has a backlog to refill from. Greedy answers equal those of each prompt alone (tests/test_engine.py,
+tests/test_eval_pipeline.py). The issue's target (>= 3x lm-eval's items/s, same answers) is met at engine batch 64
+(`swiftall eval --max_batch_size 64`), not at batch 16 (1.6-1.8x): with answers of similar length, static and
+continuous batches run about as many decode steps, and the default batch stays 16 (a wider one holds more KV cache).
 """
 from __future__ import annotations
 

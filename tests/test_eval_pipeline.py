@@ -207,3 +207,27 @@ def test_server_lost_mid_run_keeps_answers_and_resume_flag_continues(capitals, t
     report = eval_main({**args, "resume": str(folder)})
     assert healthy.calls == 5 and report["run_dir"] == str(folder)
     assert report["datasets"]["capitals"]["metrics"]["exact_match"]["value"] == 1.0
+
+
+def test_a_local_engine_batches_at_its_width_and_answers_equal_each_prompt_alone(tiny_dir, write_jsonl, tmp_path):
+    """--eval_concurrency below the engine's batch still fills the batch (a backlog of twice its width), and the
+    prefix the prompts share (template and instruction, computed once) changes no answer."""
+    from swiftall.infer.pt import PtEngine
+
+    words = ("apple", "river", "stone", "cloud", "green", "quick", "silver", "table", "window", "garden")
+    path = write_jsonl([{"query": f"Repeat this word exactly once, with nothing else: {w}", "response": w}
+                        for w in words], "repeat.jsonl")
+    engine = PtEngine.from_pretrained(str(tiny_dir), max_batch_size=4)
+    try:
+        task = load_task(str(path), CFG, None, None, 0, {})
+        settings = RunSettings(RequestConfig(max_new_tokens=6, temperature=0), concurrency=1, progress=False)
+        folder = new_run_dir(tmp_path)
+        evaluate(engine, [task], settings, folder, {"model": "tiny"}, max_tokens_given=True, print_table=False)
+        assert engine.scheduler.widest == 4 and engine.scheduler.prefix.reused_tokens > 0
+        rows = [json.loads(x) for x in (folder / "predictions" / "repeat.jsonl").read_text().splitlines()]
+        assert len(rows) == len(words)
+        for row in rows:
+            alone = engine.infer([row["prompt"][-1]["content"]], settings.generation)[0]
+            assert row["raw"] == alone.text
+    finally:
+        engine.close()

@@ -81,8 +81,8 @@ def run_generation(engine: Any, task: EvalTask, todo: list[EvalItem], log: Predi
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=max(1, settings.concurrency)))
-        semaphore = asyncio.Semaphore(max(1, settings.concurrency))
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=in_flight(engine, settings.concurrency)))
+        semaphore = asyncio.Semaphore(in_flight(engine, settings.concurrency))
         await asyncio.gather(*(one(semaphore, *w) for w in work))
 
     try:
@@ -90,6 +90,14 @@ def run_generation(engine: Any, task: EvalTask, todo: list[EvalItem], log: Predi
     finally:
         bar.close()
         log.close()
+
+
+def in_flight(engine: Any, concurrency: int) -> int:
+    """Requests in flight: --eval_concurrency, and for a local batching engine at least twice its batch (within its
+    queue), so answers that finish are replaced from a backlog and its free rows refill in groups."""
+    scheduler = getattr(engine, "scheduler", None)
+    batch, queue = int(getattr(scheduler, "max_batch_size", 0) or 0), int(getattr(scheduler, "max_queue", 0) or 0)
+    return max(1, concurrency, min(2 * batch, queue))
 
 
 def run_loglik(engine: Any, task: EvalTask, todo: list[EvalItem], log: PredictionLog, settings: RunSettings,

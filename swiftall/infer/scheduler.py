@@ -4,6 +4,8 @@ Every loop turn: waiting sequences join (their prompts are prefilled together, l
 concatenated to the running batch's), then one decode step runs for every sequence in the batch, and finished
 sequences leave (their cache rows are dropped, and columns that only padding uses are trimmed). A request never
 waits for a whole batch to finish, and the batch is as wide as the traffic allows, up to `max_batch_size`.
+A prompt prefix shared by the prompts (a system prompt, an evaluation's instruction) is computed once and kept
+(prefix_cache.py); under a backlog, free rows are refilled in groups rather than one at a time (`_joining`).
 
 Each row carries its own sampling settings (see sampling.py) and its own LoRA adapter: peft's `adapter_names`
 runs a mixed-adapter batch in one forward. A multimodal row is prefilled alone with its media inputs, then decodes
