@@ -3,10 +3,10 @@ and its peak RSS is compared with LoRA fp32's on the same run, each a `swiftall 
 
 The peak is the process's own VmHWM (what `/usr/bin/time -v swiftall sft ...` reports from a shell): a child's
 ru_maxrss starts at its parent's peak, which exec(2) carries over, so under a pytest process that had grown to 9 GiB
-both runs used to read 9.27 GiB. Measured on SmolLM2-135M (README, Tuners): the libraries alone (torch,
-transformers, peft) are about 0.95 GiB of LoRA fp32's 2.05 GiB peak and its fp32 weights 0.51 GiB, of which the
-quantizable linear layers are 0.40 GiB; QLoRA keeps the tied embeddings in fp32, adds bitsandbytes, and on a CPU
-dequantizes each weight for every matmul, so on a model this small its peak is not below LoRA's."""
+both runs used to read 9.27 GiB. At equal settings the peak is activations more than weights
+on SmolLM2-135M (README, Tuners: `bench_tuners.py --memory`): the libraries alone (torch, transformers, peft) are
+about 0.8 GiB, LoRA's fp32 weights 0.50 GiB and QLoRA's 0.16 GiB (the tied embeddings stay fp32), so even weightless
+QLoRA would be about 85% of LoRA's peak; the quantized load no longer keeps the fp32 checkpoint mapped (0.5 GiB)."""
 import json
 import subprocess
 import sys
