@@ -100,8 +100,8 @@ def short_by_rank(prompts, completions, **kw):
 @pytest.mark.slow
 def test_grpo_on_two_processes_samples_on_each_rank_and_saves_an_adapter_that_loads(tiny_dir, tmp_path):
     """Each rank samples and scores the completions of its own prompts (the reward plugin records which rank scored
-    what); TRL gathers the rewards to normalise each prompt's group. Not equal to 1 process: the completions are
-    sampled, and each process draws from its own random stream for its share of the prompts."""
+    what); TRL gathers the rewards to normalise each prompt's group. Not compared with 1 process: the completions are
+    sampled, and which process samples which prompt changes the random draws, so rewards and losses differ."""
     data = tmp_path / "add.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in addition_rows(16)))
     plugin = tmp_path / "plug.py"
