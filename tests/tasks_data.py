@@ -47,3 +47,32 @@ def retrieval_rows(names: list[str], seed: int, negatives: int = 2) -> list[dict
         rows.append({"query": f"Tell me about {name}.", "positive": [answer(name)],
                      "negative": [answer(o) for o in others]})
     return rows
+
+
+JOB_DEEDS = {"a baker": "bakes bread", "a pilot": "flies planes", "a nurse": "looks after the sick",
+             "a painter": "paints pictures", "a farmer": "grows crops", "a judge": "decides court cases",
+             "a chemist": "mixes compounds in a lab", "a tailor": "sews suits", "a plumber": "fixes leaking pipes",
+             "a poet": "writes verses"}
+
+
+def paraphrase_rows(names: list[str], seed: int, places: list[str], negatives: int = 2) -> list[dict]:
+    """Questions that describe a person's work in other words ("Who bakes bread in Lima?") and answers that name
+    the person and the job ("Alice works as a baker and has a home in Lima."): a retrieval set where the query and
+    its answer share the place only, so matching needs the paraphrase learned from other people's rows. Each
+    (job, place) pair is used once, so the question has one right answer; with few places, several people share
+    one and the place alone does not find the answer."""
+    rng = random.Random(seed)
+    pairs = rng.sample([(job, place) for job in JOB_DEEDS for place in places], len(names))
+    facts = dict(zip(names, pairs))
+
+    def answer(name: str) -> str:
+        job, place = facts[name]
+        return f"{name} works as {job} and has a home in {place}."
+
+    rows = []
+    for name in names:
+        job, place = facts[name]
+        others = rng.sample([n for n in names if n != name], negatives)
+        rows.append({"query": f"Who {JOB_DEEDS[job]} in {place}?", "positive": [answer(name)],
+                     "negative": [answer(o) for o in others]})
+    return rows
