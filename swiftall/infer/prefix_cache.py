@@ -5,7 +5,8 @@ When a group of prompts is prefilled together and they share at least `MIN_PREFI
 is run once (one row) and its keys/values are kept; that group, and later ones starting with the same tokens (the
 refills of a running evaluation), prefill only what follows it, on top of a copy of the kept rows. A causal model's
 keys/values for the first k tokens do not depend on what comes after, so any leading part of the kept prefix is
-reusable. The kept prefix is per adapter (a LoRA changes the keys/values); one is kept at a time.
+reusable. The kept prefix is per adapter (a LoRA changes the keys/values); one is kept at a time, and only while
+the batch runs: the scheduler drops it when the batch empties, since the weights may change in between.
 
 In an evaluation the prompts' shared part is most of each prompt (the system prompt and the instruction, with only
 the item's own text after it), so prefill -- the larger part of a short-answer evaluation's compute -- shrinks to

@@ -210,6 +210,14 @@ class Scheduler:
                     seq.finish_reason = "error"
                     seq.on_finish(seq, exc)
             self.rows, self.cache, self.mask = [], None, None
+            self._forget_prefix()
+
+    def _forget_prefix(self) -> None:
+        """The batch is empty: drop the kept prefix. Its keys/values are only valid for the weights they were computed
+        with, and between two batches the weights may change (a training step before the next rollout or the next
+        evaluation during training); this runs before the last answers are handed back, so before any such step."""
+        if self.prefix is not None:
+            self.prefix.clear()
 
     def _cancel_all(self) -> None:
         """End every waiting and running sequence as "cancelled" (their callers get what was generated so far)."""
@@ -220,6 +228,7 @@ class Scheduler:
         for job in jobs:
             finish_cancelled(job, None if job.seqs else ShuttingDownError("the engine closed before this request ran"))
         self.rows, self.cache, self.mask = [], None, None
+        self._forget_prefix()
         for seq in seqs:
             if seq.finish_reason is None:
                 seq.cancelled, seq.finish_reason = True, "cancelled"
@@ -366,6 +375,7 @@ class Scheduler:
         self.rows = [self.rows[i] for i in keep]
         if not keep:
             self.cache, self.mask = None, None
+            self._forget_prefix()
             return
         index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
         used = self.mask.index_select(0, index)
