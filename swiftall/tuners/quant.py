@@ -134,10 +134,12 @@ def quantize_hqq(model: Any, bits: int, dtype: Any) -> None:
 
 def quantized_linear_names(model: Any) -> Optional[list[str]]:
     """The names of the quantized linear layers peft's all-linear does not find (HQQ's are no nn.Linear), else None."""
-    try:
-        from hqq.core.quantize import HQQLinear
-    except ImportError:
+    import sys
+
+    if "hqq.core.quantize" not in sys.modules:  # no HQQ layer without it (and importing it takes seconds)
         return None
+    from hqq.core.quantize import HQQLinear
+
     names = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, HQQLinear)})
     return names or None
 
