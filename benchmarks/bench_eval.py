@@ -12,15 +12,17 @@ since the machine may be shared. The process runs under OMP_WAIT_POLICY=PASSIVE,
 per engine batch size (--max_batch_size); lm-eval runs with `--batch` (and `--lm_eval_batches 1` adds its default).
 `--no_prefix_cache` runs native without the engine's prompt-prefix reuse.
 
-Measured on the shared 2-core CPU, SmolLM2-135M fp32, 16 new tokens, 30 Nov 2026 (`--items 200 --native_batches
-16,64`, load average 15.9-16.7 from 15:29 to 15:38):
-- native b16 1.273 items/s (157 s), native b64 3.055 items/s (65 s), lm-eval HF b16 0.794 items/s (252 s):
-  native b16 1.60x, native b64 3.85x lm-eval b16. The answers are identical item by item (200/200); exact match
-  0.205 [0.155, 0.266] native vs 0.190 [0.142, 0.250] lm-eval: the same answers scored by two definitions (native
-  normalises as SQuAD does, dropping articles; lm-eval's exact_match ignores case and punctuation only).
-  An earlier run at load 14-16 (before the eval runner kept a backlog of twice the engine's batch): b16 1.82x,
-  b64 2.43x.
-- 48 items, load 10-13, same run: without the prefix reuse native b16 0.798 / b64 1.447 items/s; lm-eval b16
+Measured on the shared 2-core CPU, SmolLM2-135M fp32, 16 new tokens, 30 Nov 2026, `--items 200 --native_batches
+16,64` (three runs of the final code or nearly; the ratio moves with the load, which changed during each run):
+- 15:58-16:00, load 4.7 falling to 2.4: native b16 6.318 items/s (32 s), b64 11.477 (17 s), lm-eval HF b16 3.740
+  (53 s): native b16 1.69x, b64 3.07x.
+- 15:53-15:57, load 9.9 falling to ~5 during lm-eval's part: b16 3.030, b64 5.095, lm-eval b16 1.986: 1.53x, 2.57x.
+- 15:29-15:38, load 15.9-16.7 (before the kept prefix was dropped between batches, which eval runs do not hit):
+  b16 1.273 (157 s), b64 3.055 (65 s), lm-eval b16 0.794 (252 s): 1.60x, 3.85x.
+In every run the answers are identical item by item (200/200); exact match 0.205 [0.155, 0.266] native vs 0.190
+[0.142, 0.250] lm-eval: the same answers scored by two definitions (native normalises as SQuAD does, dropping
+articles; lm-eval's exact_match ignores case and punctuation only).
+At 48 items, load 10-13, same run: without the prefix reuse native b16 0.798 / b64 1.447 items/s; lm-eval b16
   0.672, lm-eval b1 (its default) 0.352 items/s. With it (another run, load 11-12): native b16 1.467, b64 2.648,
   lm-eval b16 0.813 items/s (1.80x, 3.26x).
 Before this work (same command at 24 items, load 22-27, spinning OpenMP waits): native b16 0.53x lm-eval b16.
@@ -31,8 +33,9 @@ tokens; (2) refills under a backlog join in groups of a quarter of the batch, no
 at b16: 7 prefill forwards instead of 17); (3) the runner keeps twice the engine's batch in flight, so a b64
 engine always has a backlog to refill from. Greedy answers equal those of each prompt alone (tests/test_engine.py,
 tests/test_eval_pipeline.py). The issue's target (>= 3x lm-eval's items/s, same answers) is met at engine batch 64
-(`swiftall eval --max_batch_size 64`), not at batch 16 (1.6-1.8x): with answers of similar length, static and
-continuous batches run about as many decode steps, and the default batch stays 16 (a wider one holds more KV cache).
+(`swiftall eval --max_batch_size 64`: 2.6-3.9x, 3x or more in 2 of 3 runs), not at batch 16 (1.5-1.8x): with
+answers of similar length, static and continuous batches run about as many decode steps, and the default batch
+stays 16 (a wider one holds more KV cache).
 """
 from __future__ import annotations
 
