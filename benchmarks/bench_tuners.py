@@ -7,6 +7,9 @@ within 1.3x LoRA's step time (DoRA is known to be slower), QLoRA's peak at most 
 
     python benchmarks/bench_tuners.py [--rows 32] [--steps 8] [--tuners lora,dora,qlora,...]
     python benchmarks/bench_tuners.py --memory   # lora, qlora, lora_gc, qlora_gc: QLoRA's peak / LoRA's, same run
+    python benchmarks/bench_tuners.py --memory --random_model 960,32,2560 --batch 1 --max_length 256
+        # the same on a random model of SmolLM2-360M's shape (hidden, layers, intermediate; SmolLM2's tokenizer):
+        # where the weights, not the activations, make most of the peak, as in the models QLoRA is used for
 """
 from __future__ import annotations
 
@@ -42,11 +45,34 @@ print("BENCH_RESULT " + json.dumps(summary))
 """
 
 
-def run(name: str, dataset: Path, steps: int, workdir: Path) -> dict:
+def random_model(shape: str, folder: Path) -> str:
+    """A random llama of the given 'hidden,layers,intermediate' shape with SmolLM2's tokenizer, saved in folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from swiftall.hub.embedded import embedded_model_dir
+
+    hidden, layers, intermediate = (int(x) for x in shape.split(","))
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 192,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    print(f"random llama {shape}: {sum(p.numel() for p in model.parameters()) / 1e6:.0f} M parameters", flush=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def run(name: str, dataset: Path, steps: int, workdir: Path, model: str = "smollm2-135m-instruct", batch: int = 4,
+        max_length: int = 512) -> dict:
     options = dict(TUNERS[name])
     train_type = options.pop("train_type", "lora" if name in LORA_VARIANTS else name)
-    config = {"model": "smollm2-135m-instruct", "dataset": [str(dataset)], "train_type": train_type,
-              "torch_dtype": "float32", "max_length": 512, "per_device_train_batch_size": 4, "max_steps": steps,
+    config = {"model": model, "dataset": [str(dataset)], "train_type": train_type,
+              "torch_dtype": "float32", "max_length": max_length, "per_device_train_batch_size": batch,
+              "max_steps": steps,
               "learning_rate": 1e-5 if train_type in ("full", "lisa", "llamapro") else 1e-4, "save_steps": 100000,
               "logging_steps": 1, "report_to": ["none"], "output_dir": str(workdir / name), **options}
     out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True)
@@ -92,6 +118,9 @@ def main() -> None:
     parser.add_argument("--tuners", default=",".join(TUNERS))
     parser.add_argument("--memory", action="store_true", help=f"--tuners {MEMORY}, and the peak ratios")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--random_model", help="hidden,layers,intermediate: train a random llama of this shape")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--max_length", type=int, default=512)
     args = parser.parse_args()
     names = [n for n in (MEMORY if args.memory else args.tuners).split(",") if n]
     unknown = [n for n in names if n not in TUNERS]
@@ -100,9 +129,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         dataset = bench_rows(args.rows, workdir)
+        model = random_model(args.random_model, workdir / "model") if args.random_model else "smollm2-135m-instruct"
         results = []
         for name in names:
-            results.append(run(name, dataset, args.steps, workdir))
+            results.append(run(name, dataset, args.steps, workdir, model, args.batch, args.max_length))
             print(report(results).splitlines()[-1], flush=True)
     print()
     print(report(results))
