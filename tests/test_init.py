@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from child_signals import sigint_default
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -16,7 +17,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1", "TOKENIZERS_PARALLE
 
 def spawn(args, cwd):
     return pexpect.spawn(sys.executable, ["-m", "swiftall", "init", *args], cwd=str(cwd), env=ENV,
-                         encoding="utf-8", timeout=240)
+                         encoding="utf-8", timeout=240, preexec_fn=sigint_default)
 
 
 def init(args, cwd):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_signals import sigint_default
 
 
 ROWS = [{"messages": [{"role": "user", "content": f"Say {w}"}, {"role": "assistant", "content": f"{w} {w}!"}]}
@@ -64,7 +65,7 @@ def test_ctrl_c_stops_the_answer_then_quits_at_the_prompt_with_130(long_dir, str
     import pexpect  # the [test] extra
     child = pexpect.spawn(sys.executable, swiftall("infer", "--model", long_dir, "--stream", stream, "--temperature",
                                                     "0", "--max_new_tokens", "60000")[1:],
-                          env=ENV, cwd=tmp_path, encoding="utf-8", timeout=120)
+                          env=ENV, cwd=tmp_path, encoding="utf-8", timeout=120, preexec_fn=sigint_default)
     child.logfile_read = seen = io.StringIO()
     try:
         child.expect_exact("<<< ")
@@ -164,7 +165,8 @@ def test_batch_infer_ctrl_c_keeps_the_answers_made_and_exits_130(long_dir, write
     result = tmp_path / "answers.jsonl"
     process = subprocess.Popen(swiftall("infer", "--model", long_dir, "--val_dataset", data, "--result_path", result,
                                         "--max_new_tokens", "48", "--max_batch_size", "1", "--temperature", "0"),
-                               env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=sigint_default)
     deadline = time.time() + 180
     while time.time() < deadline and process.poll() is None:
         if result.is_file() and result.read_text().count("\n") >= 2:
@@ -272,7 +274,7 @@ def _deploy_and_interrupt(long_dir: Path, tmp_path: Path, presses: int) -> tuple
         port = free.getsockname()[1]
     process = subprocess.Popen(swiftall("deploy", "--model", long_dir, "--port", port, "--served_model_name", "m"),
                                env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=sigint_default)
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
     deadline = time.time() + 180

@@ -13,10 +13,14 @@ def mapped(folder):
         return [line for line in maps if str(folder) in line and ".safetensors" in line]
 
 
-def test_qlora_base_leaves_no_checkpoint_mapped(tiny_dir):
+def test_qlora_base_leaves_no_checkpoint_mapped(tiny_dir, tmp_path):
     pytest.importorskip("bitsandbytes")
+    import shutil
+
     import bitsandbytes as bnb
 
+    # a copy of its own: other tests of the session may still hold models mapped from the shared tiny_dir
+    tiny_dir = shutil.copytree(tiny_dir, tmp_path / "tiny")
     cfg = SftConfig.from_any({"model": str(tiny_dir), "dataset": ["d.jsonl"], "quant_method": "bnb",
                               "quant_bits": 4, "torch_dtype": "float32"})
     model = load_base(resolve_model(str(tiny_dir)), cfg)
