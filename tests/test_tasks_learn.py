@@ -54,8 +54,8 @@ def _recall_at_1(engine, rows):
 def test_embedding_training_raises_recall_at_1_by_30_points(smol_dir, tmp_path):
     """Questions that paraphrase a person's job ("Who bakes bread in Paris?") against answers that name it ("... works
     as a baker and has a home in Paris."), four places shared by 16 held-out people: the base's last-token states
-    match the place, not the paraphrase. Training rows use other people and other places. Measured (30 Nov, load
-    10-15, 74 min): recall@1 0.250 -> 0.875."""
+    match the place, not the paraphrase. Training rows use other people and other places. Measured (30 Nov, idle,
+    50 s): recall@1 0.250 -> 0.875, served and in the run's own evaluation alike."""
     from swiftall import InferEngine
 
     val_rows = paraphrase_rows(NAMES[24:40], seed=2, places=PLACES[:4])
