@@ -149,15 +149,11 @@ def test_load_at_32_concurrency_with_cancelled_streams_has_no_5xx_and_leaves_not
 def resident_mib() -> float:
     """This process's RSS after a full garbage collection and, with glibc, after returning freed heap pages to the
     system (malloc_trim): what is still held, not what the allocator keeps cached."""
-    import ctypes
-    import gc
+    import psutil
 
-    psutil = pytest.importorskip("psutil")
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    from swiftall.tuners.quant import release_freed_memory
+
+    release_freed_memory()
     return psutil.Process().memory_info().rss / 2**20
 
 

@@ -107,9 +107,10 @@ def load_base(info: Any, args: Any) -> Any:
     options = {"disable_mmap": True} if quant is not None and _reads_whole(info.path) else None
     model = load_model(info, args.torch_dtype, args.attn_impl, args.trust_remote_code, quantization_config=quant,
                        load_options=options)
-    if getattr(args, "quant_method", None) == "hqq":
+    hqq = getattr(args, "quant_method", None) == "hqq"
+    if hqq:
         quantize_hqq(model, args.quant_bits, dtype)
-    if quant is not None or prequantized_method(info.path) or getattr(args, "quant_method", None) == "hqq":
+    if quant is not None or prequantized_method(info.path) or hqq:
         from peft import prepare_model_for_kbit_training
 
         release_freed_memory()
@@ -148,19 +149,10 @@ def _reads_whole(model_path: Path) -> bool:
     """Quantize from checkpoint files read into memory rather than memory-mapped, where they fit in a quarter of the
     available memory: the fp32 file mapped for quantizing stays mapped, and resident, for the whole run (0.5 GiB of
     SmolLM2-135M's 1.3 GiB after loading), while bytes read are freed once the layers are quantized."""
+    import psutil
+
     size = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
-    return 0 < size < _available_bytes() / 4
-
-
-def _available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return 0 < size < psutil.virtual_memory().available / 4
 
 
 def release_freed_memory() -> None:
