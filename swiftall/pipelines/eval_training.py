@@ -77,17 +77,27 @@ class TrainingEval(TrainerCallback):
             self.score(state)
 
     def score(self, state: Any) -> Optional[dict[str, Any]]:
-        if state.global_step in self.scored or not state.is_world_process_zero:
+        """Every process enters (as transformers' own evaluate): rank 0 generates and writes the report while the
+        others wait for its scores, then all log them. The log must not end the step's own loss log: transformers
+        clears `should_log` in every log, and a rank that skipped the step's loss gather while the others entered
+        it was the gloo collective mismatch after the first scoring under several processes."""
+        if state.global_step in self.scored:
             return None
         self.scored.add(state.global_step)
         started = time.perf_counter()
-        report = self._evaluate(self.folder / f"step-{state.global_step}", state.global_step)
-        logs = scores_to_log(report)
+        report = (self._evaluate(self.folder / f"step-{state.global_step}", state.global_step)
+                  if state.is_world_process_zero else None)
+        logs = from_rank_zero(scores_to_log(report) if report else None)
+        control = self.trainer.control
+        should_log = control.should_log
         self.trainer.log(dict(logs))
-        self.history.append({"step": state.global_step, "run_dir": report["run_dir"], **logs})
+        control.should_log = should_log
         seconds = time.perf_counter() - started
         if getattr(self.trainer, "_window_start", None):  # the tokens/s of the next log leave the scoring time out
             self.trainer._window_start += seconds
+        if report is None:
+            return None
+        self.history.append({"step": state.global_step, "run_dir": report["run_dir"], **logs})
         logger.info(f"step {state.global_step}: {summary_line(report)} ({seconds:.1f} s; report in "
                     f"{report['run_dir']})")
         return report
@@ -109,6 +119,17 @@ class TrainingEval(TrainerCallback):
         finally:
             restore()
             model.train(was_training)
+
+
+def from_rank_zero(logs: Optional[dict[str, float]]) -> dict[str, float]:
+    """Rank 0's scores on every process (the others wait here while rank 0 generates); as is in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return logs or {}
+    shared = [logs]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0] or {}
 
 
 def _standard_attention(model: Any) -> Any:
