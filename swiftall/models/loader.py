@@ -91,7 +91,8 @@ def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[s
                load_options: Optional[dict] = None):
     """Load weights for training or inference, on the GPU when there is one; `quantization_config` (a
     transformers quantization config) loads them quantized, placed on the device while loading; `load_options`
-    go to from_pretrained as they are (disable_mmap, ...)."""
+    go to from_pretrained as they are (disable_mmap, ...); with a `state_dict` (and its `config`) the weights come
+    from it rather than from the folder (tuners.quant.read_by_tensor), through the config's model class."""
     import transformers
 
     configure_threads()
@@ -99,6 +100,11 @@ def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[s
     auto_class = getattr(transformers, info.family.auto_class if info.family else "AutoModelForCausalLM")
     extra = {"quantization_config": quantization_config, "device_map": device or default_device()} \
         if quantization_config is not None else {}
-    model = auto_class.from_pretrained(info.path, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
-                                       trust_remote_code=trust_remote_code, **extra, **(load_options or {}))
+    source, options = info.path, dict(load_options or {})
+    if "state_dict" in options:  # from_pretrained takes a state dict without a folder, through the model class only
+        source, auto_class = None, auto_class._model_mapping[type(options["config"])]
+    model = auto_class.from_pretrained(source, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
+                                       trust_remote_code=trust_remote_code, **extra, **options)
+    if source is None:
+        model.config._name_or_path = str(info.path)  # as a load from the folder names it (peft's adapter_config)
     return model if quantization_config is not None else model.to(device or default_device())

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..utils.errors import ConfigError, MissingDependencyError
 from ..utils.log import get_logger
@@ -104,9 +105,11 @@ def load_base(info: Any, args: Any) -> Any:
 
     dtype = resolve_dtype(args.torch_dtype)
     quant = quantization_config(args, dtype)
-    options = {"disable_mmap": True} if quant is not None and _reads_whole(info.path) else None
-    model = load_model(info, args.torch_dtype, args.attn_impl, args.trust_remote_code, quantization_config=quant,
-                       load_options=options)
+    with read_by_tensor(info.path, quant is not None and not args.trust_remote_code) as options:
+        if options is None and quant is not None and _reads_whole(info.path):
+            options = {"disable_mmap": True}
+        model = load_model(info, args.torch_dtype, args.attn_impl, args.trust_remote_code, quantization_config=quant,
+                           load_options=options)
     hqq = getattr(args, "quant_method", None) == "hqq"
     if hqq:
         quantize_hqq(model, args.quant_bits, dtype)
@@ -145,10 +148,44 @@ def quantized_linear_names(model: Any) -> Optional[list[str]]:
     return names or None
 
 
+def _safetensors_files(model_path: Path) -> list[Path]:
+    """The folder's checkpoint files as from_pretrained picks them (a sharded index's, or model.safetensors), else []."""
+    index = Path(model_path) / "model.safetensors.index.json"
+    if index.is_file():
+        return [Path(model_path) / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    single = Path(model_path) / "model.safetensors"
+    return [single] if single.is_file() else []
+
+
+@contextmanager
+def read_by_tensor(model_path: Path, wanted: bool = True) -> Iterator[Optional[dict]]:
+    """from_pretrained options that hand it the checkpoint as a state dict of safetensors slices read with pread(2)
+    (safetensors' "pread" backend) rather than memory-mapped, so that quantizing while loading reads one tensor at a
+    time into memory of its own, freed once that tensor is quantized: no fp32 page stays resident (a mapped file keeps
+    every page it read, and the tied fp32 embeddings keep it mapped for the whole run; a file read whole is the
+    whole checkpoint at once). None (load as usual) where not wanted, or without safetensors files."""
+    files = _safetensors_files(model_path) if wanted else []
+    if not files:
+        yield None
+        return
+    import transformers
+    from safetensors import safe_open
+
+    config = transformers.AutoConfig.from_pretrained(model_path)
+    options = {"config": config}
+    if (Path(model_path) / "generation_config.json").is_file():
+        options["generation_config"] = transformers.GenerationConfig.from_pretrained(model_path)
+    with ExitStack() as stack:
+        handles = [stack.enter_context(safe_open(str(f), framework="pt", backend="pread")) for f in files]
+        options["state_dict"] = {key: handle.get_slice(key) for handle in handles for key in handle.keys()}
+        yield options
+
+
 def _reads_whole(model_path: Path) -> bool:
-    """Quantize from checkpoint files read into memory rather than memory-mapped, where they fit in a quarter of the
-    available memory: the fp32 file mapped for quantizing stays mapped, and resident, for the whole run (0.5 GiB of
-    SmolLM2-135M's 1.3 GiB after loading), while bytes read are freed once the layers are quantized."""
+    """Where read_by_tensor cannot (remote code, .bin files): quantize from checkpoint files read into memory rather
+    than memory-mapped, where they fit in a quarter of the available memory: the fp32 file mapped for quantizing
+    stays mapped, and resident, for the whole run (0.5 GiB of SmolLM2-135M's 1.3 GiB after loading), while bytes read
+    are freed once the layers are quantized."""
     import psutil
 
     size = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
