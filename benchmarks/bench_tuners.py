@@ -10,11 +10,15 @@ within 1.3x LoRA's step time (DoRA is known to be slower), QLoRA's peak at most 
     python benchmarks/bench_tuners.py --memory --random_model 960,32,2560 --batch 1 --max_length 256
         # the same on a random model of SmolLM2-360M's shape (hidden, layers, intermediate; SmolLM2's tokenizer):
         # where the weights, not the activations, make most of the peak, as in the models QLoRA is used for
+    python benchmarks/bench_tuners.py --memory --malloc_mmap_threshold 1048576
+        # every run with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_): blocks of 1 MiB and more are mapped
+        # and returned when freed, where glibc's default raises the threshold and keeps freed blocks in its heap
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -67,7 +71,7 @@ def random_model(shape: str, folder: Path) -> str:
 
 
 def run(name: str, dataset: Path, steps: int, workdir: Path, model: str = "smollm2-135m-instruct", batch: int = 4,
-        max_length: int = 512) -> dict:
+        max_length: int = 512, malloc_mmap_threshold: int = 0) -> dict:
     options = dict(TUNERS[name])
     train_type = options.pop("train_type", "lora" if name in LORA_VARIANTS else name)
     config = {"model": model, "dataset": [str(dataset)], "train_type": train_type,
@@ -75,7 +79,8 @@ def run(name: str, dataset: Path, steps: int, workdir: Path, model: str = "smoll
               "max_steps": steps,
               "learning_rate": 1e-5 if train_type in ("full", "lisa", "llamapro") else 1e-4, "save_steps": 100000,
               "logging_steps": 1, "report_to": ["none"], "output_dir": str(workdir / name), **options}
-    out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(malloc_mmap_threshold)} if malloc_mmap_threshold else None
+    out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"name": name, "error": out.stderr.strip().splitlines()[-1][:160]}
     summary = json.loads(out.stdout.split("BENCH_RESULT ", 1)[1].splitlines()[0])
@@ -121,6 +126,8 @@ def main() -> None:
     parser.add_argument("--random_model", help="hidden,layers,intermediate: train a random llama of this shape")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--max_length", type=int, default=512)
+    parser.add_argument("--malloc_mmap_threshold", type=int, default=0,
+                        help="bytes: glibc's MALLOC_MMAP_THRESHOLD_ for every run (0: glibc's default)")
     args = parser.parse_args()
     names = [n for n in (MEMORY if args.memory else args.tuners).split(",") if n]
     unknown = [n for n in names if n not in TUNERS]
@@ -132,7 +139,8 @@ def main() -> None:
         model = random_model(args.random_model, workdir / "model") if args.random_model else "smollm2-135m-instruct"
         results = []
         for name in names:
-            results.append(run(name, dataset, args.steps, workdir, model, args.batch, args.max_length))
+            results.append(run(name, dataset, args.steps, workdir, model, args.batch, args.max_length,
+                               args.malloc_mmap_threshold))
             print(report(results).splitlines()[-1], flush=True)
     print()
     print(report(results))

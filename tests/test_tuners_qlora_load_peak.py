@@ -4,7 +4,8 @@ every page it quantized resident (about the whole file) and a load that reads th
 
 Each load runs in a process of its own, on a random llama whose linear layers are 99% of its 0.3 GB checkpoint, with
 glibc's mmap threshold fixed at 1 MiB (MALLOC_MMAP_THRESHOLD_): by default glibc raises it as large blocks are freed
-and the heap's slack varies from run to run (a rise of 50% to 123% of this checkpoint in 5 runs, 30% in 3 with it fixed)."""
+and the heap's slack varies from run to run (a rise of 50% to 123% of this checkpoint in 5 runs, 30% in 3 with it
+fixed)."""
 import json
 import os
 import subprocess

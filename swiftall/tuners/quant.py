@@ -149,7 +149,7 @@ def quantized_linear_names(model: Any) -> Optional[list[str]]:
 
 
 def _safetensors_files(model_path: Path) -> list[Path]:
-    """The folder's checkpoint files as from_pretrained picks them (a sharded index's, or model.safetensors), else []."""
+    """The folder's checkpoint files as from_pretrained picks them (a sharded index's, or model.safetensors), or []."""
     index = Path(model_path) / "model.safetensors.index.json"
     if index.is_file():
         return [Path(model_path) / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
