@@ -13,7 +13,7 @@ from .sections import (AdapterSection, CommonSection, DataSection, EncodeSection
                        SeedSection, TemplateSection)
 from .speed import SpeedSection
 from .tasks import TaskTypeSection
-from .training import BatchingSection, FreezeSection, TrainSection, TunerSection
+from .training import BatchingSection, FreezeSection, PaddingFreeSection, TrainSection, TunerSection
 from .tuning import TRAIN_QUANT, QuantSection, TunerOptionsSection
 
 MODEL = (ModelSection, CommonSection)
@@ -44,7 +44,7 @@ class SftConfig(MediaMixin, Config):
     """Fine-tune a model (full or LoRA) on conversation data."""
 
     command = "sft"
-    sections = (*TRAINING, BatchingSection, SpeedSection, TaskTypeSection, EvalTaskSection, TrainEvalSection)
+    sections = (*TRAINING, BatchingSection, PaddingFreeSection, SpeedSection, TaskTypeSection, EvalTaskSection, TrainEvalSection)
 
     def check(self) -> None:
         if not self.section("model").given():

@@ -8,6 +8,7 @@ from ..utils.errors import ConfigError
 from .base import Config, Section, arg
 from .commands import TRAINING, MediaMixin, check_training_quant
 from .inference import SamplingSection
+from .training import PaddingFreeSection
 
 RLHF_TYPES = ("dpo", "kto", "cpo", "simpo", "orpo", "rm", "ppo", "grpo", "gkd")
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -112,7 +113,7 @@ class RlhfConfig(MediaMixin, Config):
     """Align a model: dpo, kto, cpo, simpo, orpo, rm (reward model), ppo, grpo or gkd."""
 
     command = "rlhf"
-    sections = (*TRAINING, RlhfSection, OnlineSection, SamplingSection)
+    sections = (*TRAINING, RlhfSection, PaddingFreeSection, OnlineSection, SamplingSection)
     defaults = {"temperature": 0.9, "top_p": 1.0}
 
     def check(self) -> None:
@@ -147,13 +148,16 @@ def check_start(cfg: Config) -> None:
                           "dpo/cpo/simpo/orpo/rm, rows with 'label' for kto, prompts for grpo/ppo, "
                           "conversations for gkd)")
     check_training_quant(cfg)
+    if cfg.padding_free and cfg.rlhf_type != "dpo":
+        raise ConfigError(f"--padding_free true: of the alignment methods only dpo runs padding-free; --rlhf_type "
+                          f"{cfg.rlhf_type} pads its batches (drop --padding_free)")
 
 
 class DpoConfig(MediaMixin, Config):
     """DPO (shortcut of `swiftall rlhf --rlhf_type dpo`): align a model on chosen/rejected answer pairs."""
 
     command = "dpo"
-    sections = (*TRAINING, RlhfSection)
+    sections = (*TRAINING, RlhfSection, PaddingFreeSection)
 
     def check(self) -> None:
         check_start(self)

@@ -34,13 +34,21 @@ class TunerSection(Section):
 
 
 @dataclass
+class PaddingFreeSection(Section):
+    name = "padding_free"
+    title = "padding-free batches (sft, dpo)"
+    padding_free: Optional[bool] = arg(None, "Batches without pad tokens, attention kept per sample. sft: each batch "
+                                       "as one row (default: on for registered text model families); dpo: each "
+                                       "pair's shared prompt computed once, then its two answers (default: on for "
+                                       "text pairs); false: padded batches")
+
+
+@dataclass
 class BatchingSection(Section):
     name = "batching"
     title = "batching (sft)"
     group_by_length: bool = arg(True, "When batches are padded, batch rows of similar length together so "
                                 "little is wasted on padding")
-    padding_free: Optional[bool] = arg(None, "Concatenate each batch into one row without pad tokens (attention "
-                                       "kept per sample); default: on for registered text model families")
     packing: bool = arg(False, "Pack several samples into rows of --max_length (attention kept per sample)")
 
 

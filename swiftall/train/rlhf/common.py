@@ -74,6 +74,23 @@ def small_lm_head_tiles(model: Any) -> None:
         return
     if getattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", 0) > TORCH_LM_HEAD_COLUMNS:
         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = TORCH_LM_HEAD_COLUMNS
+    labelled_positions_only(trl_utils)
+
+
+def labelled_positions_only(trl_utils: Any) -> None:
+    """TRL's fused LM head scores only the positions with a label on Triton devices, and every position elsewhere
+    (to keep tile shapes fixed for compilers such as Neuron's); on a CPU, which compiles nothing here, the prompt and
+    pad positions were projected through the whole vocabulary for nothing. The choice reads `_use_triton` from
+    trl.trainer.utils (the kernel itself reads its own module's), so only it changes: the log-probs are the same."""
+    choose = getattr(trl_utils, "_use_triton", None)
+    if choose is None or getattr(choose, "_swiftall_cpu", False):
+        return
+
+    def compact(device: Any) -> bool:
+        return device.type == "cpu" or choose(device)
+
+    compact._swiftall_cpu = True
+    trl_utils._use_triton = compact
 
 
 def callbacks(setup: AlignSetup) -> list:

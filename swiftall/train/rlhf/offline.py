@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...templates import IGNORE
+from ...utils.errors import ConfigError
 from .common import AlignSetup, callbacks, lora_config, small_lm_head_tiles, to_dataset, trl_args, with_throughput
 
 MEDIA = ("images", "audios", "videos")
@@ -80,7 +81,51 @@ def build_dpo(setup: AlignSetup) -> Any:
                     loss_weights=weights, max_length=cfg.max_length,
                     **({"remove_unused_columns": False} if media else {}))  # the collator reads audios/videos too
     kwargs = {**_common(setup), **(_media_rows(setup) if media else {})}
-    return with_throughput(DPOTrainer)(model=setup.model, ref_model=setup.ref_model, args=args, **kwargs)
+    packed = _packs_pairs(cfg, media, setup.model)
+    trainer_cls = with_throughput(_paired(DPOTrainer) if packed else DPOTrainer)
+    trainer = trainer_cls(model=setup.model, ref_model=setup.ref_model, args=args, **kwargs)
+    if packed:
+        from .shared_prefix import install
+
+        install(trainer.model)
+        if trainer.ref_model is not None:
+            install(trainer.ref_model)
+    return trainer
+
+
+def _packs_pairs(cfg: Any, media: bool, model: Any) -> bool:
+    """--padding_free (default on for text pairs): each pair's shared prompt computed once (shared_prefix.py)."""
+    if cfg.padding_free is False:
+        return False
+    if media:
+        if cfg.padding_free:
+            raise ConfigError("--padding_free true: DPO rows with images/audio/video run as padded batches (the "
+                              "processor's inputs follow each row); drop the flag or pass --padding_free false")
+        return False
+    attn = getattr(model.config, "_attn_implementation", None)
+    if attn not in ("sdpa", "eager"):
+        if cfg.padding_free:
+            raise ConfigError(f"--padding_free true: DPO pairs run padding-free with --attn_impl sdpa or eager "
+                              f"(a custom attention mask per pair); this model uses {attn}")
+        return False
+    return True
+
+
+def _paired(trainer_cls: type) -> type:
+    """The DPO trainer whose loss and reference passes read each batch as (chosen, rejected) pairs."""
+    from .shared_prefix import paired_batches
+
+    class PairedDPOTrainer(trainer_cls):
+        def _compute_loss(self, model, inputs, return_outputs):
+            with paired_batches():
+                return super()._compute_loss(model, inputs, return_outputs)
+
+        def compute_ref_log_probs(self, model, inputs):
+            with paired_batches():
+                return super().compute_ref_log_probs(model, inputs)
+
+    PairedDPOTrainer.__name__ = PairedDPOTrainer.__qualname__ = f"Paired{trainer_cls.__name__}"
+    return PairedDPOTrainer
 
 
 
