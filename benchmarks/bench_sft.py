@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from peer import run_peer  # noqa: E402
+
 MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
 VARIANTS = {
     "plain": {"group_by_length": False, "padding_free": False},
@@ -106,17 +109,14 @@ def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir:
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1"]
     if gc != "default":
         cmd += ["--gradient_checkpointing", gc]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    started = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.time() - started
-    text = out.stdout + out.stderr
-    if out.returncode != 0:
+    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": ""})
+    wall, text = run["wall_s"], run["text"]
+    if run["returncode"] != 0:
         raise SystemExit(f"ms-swift failed ({' '.join(cmd)}):\n{text[-3000:]}")
     runtime = float(re.findall(r"'train_runtime': '?([\d.]+)", text)[-1])
     first = wall - runtime
     return {"variant": "ms-swift", "steps": steps, "loop_s": runtime, "wall_s": wall, "first_step_s": first,
-            "s_per_step": runtime / steps}
+            "s_per_step": runtime / steps, "peak_rss_gib": run["peak_gib"]}
 
 
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
@@ -225,14 +225,15 @@ def side_by_side(args: argparse.Namespace, dataset: Path, workdir: Path, results
     gc = args.gradient_checkpointing
     ms = run_ms_swift(args.ms_swift, dataset, steps, str(embedded_model_dir()), workdir, gc)
     print(f"\nms-swift side by side ({steps} steps, same rows): {ms['s_per_step']:.2f} s/step, "
-          f"{ms['first_step_s']:.0f} s before its first step")
+          f"{ms['first_step_s']:.0f} s before its first step, peak {ms['peak_rss_gib']:.2f} GiB (its largest process)")
     print("  ms-swift settings: " + MS_SWIFT_SETTINGS.format(gc={"default": "on (its default)"}.get(gc, gc)))
     print("  swiftall settings: the variants above (padding_free: per-sample SDPA attention, no flash-attn "
           f"needed); gradient checkpointing {({'default': 'off (its default)'}).get(gc, gc)}")
     for r in results:  # only variants that train on the same rows in the same order as ms-swift
         if r["steps"] == steps and r["variant"] in ("plain", "padding_free"):
             print(f"  swiftall {r['variant']:<13} {ms['s_per_step'] / r['s_per_step']:.2f}x ms-swift's throughput "
-                  f"(same rows and steps); first step {r['first_step_s']:.0f} s vs {ms['first_step_s']:.0f} s")
+                  f"(same rows and steps); first step {r['first_step_s']:.0f} s vs {ms['first_step_s']:.0f} s; peak "
+                  f"{r['peak_rss_gib']:.2f} GiB, {r['peak_rss_gib'] / ms['peak_rss_gib']:.0%} of ms-swift's")
 
 
 if __name__ == "__main__":

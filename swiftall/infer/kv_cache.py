@@ -2,9 +2,19 @@
 concatenation that splices newly prefilled rows into the running batch's cache."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 _SLACK_LAYER: Any = None
+
+
+@functools.lru_cache(maxsize=None)
+def cache_name() -> str:
+    """The forward's keyword for the KV cache: `cache` since transformers renamed `past_key_values` (5.2x; the old
+    name still works there but warns once per process), `past_key_values` before."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in getattr(CausalLMOutputWithPast, "__dataclass_fields__", {}) else "past_key_values"
 
 
 def new_cache() -> Any:

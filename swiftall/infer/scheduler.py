@@ -32,7 +32,7 @@ from ..utils.log import get_logger
 from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
 from .shutdown import IDLE_EXIT_S, stop_at_exit
-from .kv_cache import cat_left_padded, new_cache
+from .kv_cache import cache_name, cat_left_padded, new_cache
 from .prefix_cache import PrefixCache
 from .worker import Job, finish_cancelled, run_job
 
@@ -246,9 +246,11 @@ class Scheduler:
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, adapters: list[Optional[str]],
                  **media: Any) -> Any:
         kwargs = {"adapter_names": [a or "__base__" for a in adapters]} if self.use_adapter_names else {}
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1, **kwargs, **media)
-        return out.logits[:, -1, :], out.past_key_values
+        name = cache_name()
+        kwargs[name] = cache
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1, **kwargs, **media)
+        return out.logits[:, -1, :], getattr(out, name)
 
     def _prefill(self, seqs: list[Sequence]) -> None:
         """Text prompts together, left-padded; a prefix they share with each other or with the kept prefix
