@@ -14,6 +14,7 @@ plot in images/); each evaluation's full report (intervals, predictions item by 
 `<output_dir>/eval/step-<N>/`, as `swiftall eval` writes its runs."""
 from __future__ import annotations
 
+import contextlib
 import time
 import types
 from pathlib import Path
@@ -85,9 +86,10 @@ class TrainingEval(TrainerCallback):
             return None
         self.scored.add(state.global_step)
         started = time.perf_counter()
-        report = (self._evaluate(self.folder / f"step-{state.global_step}", state.global_step)
-                  if state.is_world_process_zero else None)
-        logs = from_rank_zero(scores_to_log(report) if report else None)
+        with whole_weights(self.trainer):
+            report = (self._evaluate(self.folder / f"step-{state.global_step}", state.global_step)
+                      if state.is_world_process_zero else None)
+            logs = from_rank_zero(scores_to_log(report) if report else None)
         control = self.trainer.control
         should_log = control.should_log
         self.trainer.log(dict(logs))
@@ -119,6 +121,39 @@ class TrainingEval(TrainerCallback):
         finally:
             restore()
             model.train(was_training)
+
+
+@contextlib.contextmanager
+def whole_weights(trainer: Any) -> Any:
+    """Under ZeRO-3 every process gathers the whole weights and ZeRO's per-layer gathering hooks come off while rank 0
+    generates alone (TRL's unwrap_model_for_generation, as its GRPO/PPO rollouts do); otherwise nothing to do."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        yield
+        return
+    from trl.models.utils import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator), \
+            _without_step_hook(trainer.model_wrapped):
+        yield
+
+
+@contextlib.contextmanager
+def _without_step_hook(engine: Any) -> Any:
+    """ZeRO-3's hook at the start of each forward (which TRL leaves on) checks, until its trace of the layers is
+    complete (the first steps, and again after each generation), that every process recorded the same layers: a
+    collective, that rank 0 generating alone would enter by itself. Off while rank 0 generates, back first after."""
+    offload = getattr(engine.optimizer, "parameter_offload", engine.optimizer)
+    handle = getattr(offload, "fwd_pre_hook", None)
+    hooks = offload.module._forward_pre_hooks
+    hook = hooks.pop(handle.id, None) if handle is not None else None
+    try:
+        yield
+    finally:
+        if hook is not None:
+            hooks[handle.id] = hook
+            hooks.move_to_end(handle.id, last=False)
 
 
 def from_rank_zero(logs: Optional[dict[str, float]]) -> dict[str, float]:
