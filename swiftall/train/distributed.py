@@ -70,22 +70,11 @@ def check_engine(cfg: Any, on_cpu: bool) -> None:
         raise ConfigError(f"--fsdp {fsdp} with --eval_dataset: scoring by generation during training runs on rank 0 "
                           "alone, and a sharded model needs every process in each forward pass; drop --eval_dataset "
                           "and score the saved model with swiftall eval")
-    if deepspeed and getattr(cfg, "eval_dataset", None) and zero_stage(deepspeed) == 3:
-        raise ConfigError(f"--deepspeed {deepspeed} (ZeRO-3) with --eval_dataset: scoring by generation during "
-                          "training runs on rank 0 alone, and ZeRO-3 gathers each layer's weights from every process "
-                          "in each forward pass, so the run would hang; drop --eval_dataset and score the saved model "
-                          "with swiftall eval")
     if fsdp and on_cpu and not shards_itself(cfg, on_cpu):
         raise ConfigError(f"--fsdp {fsdp} on CPU: swiftall shards sft/pt causal-LM runs itself, and accelerate "
                           "runs FSDP only on GPUs, so this trainer would silently train as plain DDP here (every "
                           "process holding the whole model); drop --fsdp for DDP, or use --deepspeed zero3 (ZeRO-3 "
                           "shards the same states and runs on CPU with gloo)")
-
-
-def zero_stage(value: str) -> int:
-    """The ZeRO stage of a --deepspeed preset or JSON file (0 when the file names none)."""
-    section = deepspeed_config(value).get("zero_optimization") or {}
-    return int(section.get("stage", 0)) if isinstance(section, dict) else 0
 
 
 def deepspeed_config(value: str) -> dict[str, Any]:
