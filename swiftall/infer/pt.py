@@ -35,8 +35,12 @@ class PtEngine(Engine):
         self.max_batch_size = max_batch_size
         self.default_config = default_config or RequestConfig()
         self.adapters = list(getattr(model, "peft_config", {}) or {})
-        self.scheduler = Scheduler(self.model, max_batch_size, max_queue,
-                                   use_adapter_names=bool(self.adapters) and mixed_batches(model))
+        mixed = bool(self.adapters) and mixed_batches(model)
+        if mixed:
+            from .lora_batch import install
+
+            install(self.model)  # one batched LoRA product per layer for rows of different adapters
+        self.scheduler = Scheduler(self.model, max_batch_size, max_queue, use_adapter_names=mixed)
         self.max_model_len = _context_length(model)
         self.media_fallback = unbatchable(model)  # why media requests take `generate` (None: they join the batch)
 
