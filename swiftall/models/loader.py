@@ -102,9 +102,13 @@ def load_model(info: ModelInfo, torch_dtype: str = "auto", attn_impl: Optional[s
         if quantization_config is not None else {}
     source, options = info.path, dict(load_options or {})
     if "state_dict" in options:  # from_pretrained takes a state dict without a folder, through the model class only
-        source, auto_class = None, auto_class._model_mapping[type(options["config"])]
+        model_class = auto_class._model_mapping.get(type(options["config"]), None)
+        if model_class is None:  # a class the Auto mapping does not name: load from the folder as usual
+            options = {}
+        else:
+            source, auto_class = None, model_class
     model = auto_class.from_pretrained(source, dtype=dtype, attn_implementation=resolve_attn(attn_impl),
                                        trust_remote_code=trust_remote_code, **extra, **options)
     if source is None:
-        model.config._name_or_path = str(info.path)  # as a load from the folder names it (peft's adapter_config)
+        model.name_or_path = model.config.name_or_path = str(info.path)  # as from the folder (peft's adapter_config)
     return model if quantization_config is not None else model.to(device or default_device())
