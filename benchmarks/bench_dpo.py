@@ -9,7 +9,8 @@ wall time; ours also prints steps 2.. alone from logging.jsonl. tokens_per_secon
 (pad excluded). With --ms_swift PATH/TO/swift, ms-swift's `swift rlhf --rlhf_type dpo` runs on the same pairs and
 settings (LoRA r 8 on all linear layers, fp32, --max_length, batch, steps, learning rate, beta 0.1, sigmoid loss,
 gradient checkpointing as --gradient_checkpointing says: both off by default here, ms-swift's own default is on),
-and its peak is its largest process's (benchmarks/peer.py).
+and its peak is its largest process's (benchmarks/peer.py); both run with OpenMP's passive waits (swiftall's CLI
+sets them; spinning waits cost several times the time on a shared CPU).
 
     python benchmarks/bench_dpo.py [--rows 64] [--steps 12] [--batch 2] [--max_length 256] [--dtype float32]
                                    [--gradient_checkpointing] [--ms_swift /path/to/venv/bin/swift]
@@ -32,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peer import run_peer  # noqa: E402
+from peer import PASSIVE, run_peer  # noqa: E402
 
 MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
 RUNNER = r"""
@@ -100,7 +101,7 @@ def run_ms_swift(args: argparse.Namespace, dataset: Path, workdir: Path) -> dict
            "--report_to", "none", "--split_dataset_ratio", "0", "--output_dir", str(out_dir),
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1",
            "--gradient_checkpointing", str(args.gradient_checkpointing).lower()]
-    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": ""}, log_path=str(workdir / "ms-swift.log"))
+    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": "", **PASSIVE}, log_path=str(workdir / "ms-swift.log"))
     if run["returncode"] != 0:
         raise SystemExit(f"ms-swift failed ({' '.join(cmd)}):\n{run['text'][-3000:]}")
     runtime = float(re.findall(r"'train_runtime': '?([\d.]+)", run["text"])[-1])

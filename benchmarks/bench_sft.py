@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peer import run_peer  # noqa: E402
+from peer import PASSIVE, run_peer  # noqa: E402
 
 MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
 VARIANTS = {
@@ -109,7 +109,7 @@ def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir:
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1"]
     if gc != "default":
         cmd += ["--gradient_checkpointing", gc]
-    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": ""})
+    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": "", **PASSIVE})
     wall, text = run["wall_s"], run["text"]
     if run["returncode"] != 0:
         raise SystemExit(f"ms-swift failed ({' '.join(cmd)}):\n{text[-3000:]}")

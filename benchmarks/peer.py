@@ -12,6 +12,9 @@ import subprocess
 import sys
 import time
 
+# OpenMP's waiting threads spin by default, which on a shared CPU takes the cores the working ones need; swiftall's
+# CLI sets passive waits, so the peer runs with them too (unless the environment chose a policy)
+PASSIVE = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 WRAPPER = r"""
 import json, resource, subprocess, sys
 proc = subprocess.run(sys.argv[1:])
