@@ -78,3 +78,15 @@ def test_a_scored_step_keeps_its_loss_in_one_process(tiny_dir, tmp_path):
     out = tmp_path / "run"
     sft_main(flags(tiny_dir, codes(tmp_path), out, 2))
     assert_scored(out, [2])
+
+
+def test_a_failed_scoring_stops_the_run_with_rank_zeros_error(tiny_dir, tmp_path, monkeypatch):
+    """Rank 0 shares its error before the others' next collective (they would wait for it until --ddp_timeout)."""
+    from swiftall.pipelines import eval_training
+
+    def broken(*args, **kwargs):
+        raise ValueError("no answer")
+
+    monkeypatch.setattr(eval_training, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="scoring --eval_dataset at step 2 failed on rank 0: ValueError: no answer"):
+        sft_main(flags(tiny_dir, codes(tmp_path), tmp_path / "run", 2))

@@ -11,7 +11,11 @@ is native either way.
 
 Each score is logged as `eval_<dataset>/<metric>` (logging.jsonl, TensorBoard's `eval/<dataset>/<metric>`, and a
 plot in images/); each evaluation's full report (intervals, predictions item by item) is written to
-`<output_dir>/eval/step-<N>/`, as `swiftall eval` writes its runs."""
+`<output_dir>/eval/step-<N>/`, as `swiftall eval` writes its runs.
+
+With several processes every process enters each scoring, as transformers' own evaluation: rank 0 generates (under
+ZeRO-3 with the whole weights, which every process gathers first) while the others wait for its scores, then all
+log them, and an error on rank 0 stops every process."""
 from __future__ import annotations
 
 import contextlib
@@ -87,9 +91,12 @@ class TrainingEval(TrainerCallback):
         self.scored.add(state.global_step)
         started = time.perf_counter()
         with whole_weights(self.trainer):
-            report = (self._evaluate(self.folder / f"step-{state.global_step}", state.global_step)
-                      if state.is_world_process_zero else None)
-            logs = from_rank_zero(scores_to_log(report) if report else None)
+            report, failure = self._evaluate_on_rank_zero(state)
+            shared = from_rank_zero({"logs": scores_to_log(report) if report else {}, "failure": failure})
+        if shared["failure"]:  # every process stops with rank 0's error, rather than wait for its next collective
+            raise RuntimeError(f"scoring --eval_dataset at step {state.global_step} failed on rank 0: "
+                               f"{shared['failure']}")
+        logs = shared["logs"]
         control = self.trainer.control
         should_log = control.should_log
         self.trainer.log(dict(logs))
@@ -103,6 +110,16 @@ class TrainingEval(TrainerCallback):
         logger.info(f"step {state.global_step}: {summary_line(report)} ({seconds:.1f} s; report in "
                     f"{report['run_dir']})")
         return report
+
+    def _evaluate_on_rank_zero(self, state: Any) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+        """(report, None) on rank 0, (None, None) on the others; (None, the error) when rank 0's scoring failed."""
+        if not state.is_world_process_zero:
+            return None, None
+        try:
+            return self._evaluate(self.folder / f"step-{state.global_step}", state.global_step), None
+        except Exception as exc:  # noqa: BLE001 - shared with the other processes, then raised on every one
+            logger.exception(f"scoring --eval_dataset at step {state.global_step} failed")
+            return None, f"{type(exc).__name__}: {exc}"
 
     def _evaluate(self, folder: Path, step: int) -> dict[str, Any]:
         from ..infer.pt import PtEngine
@@ -156,15 +173,15 @@ def _without_step_hook(engine: Any) -> Any:
             hooks.move_to_end(handle.id, last=False)
 
 
-def from_rank_zero(logs: Optional[dict[str, float]]) -> dict[str, float]:
-    """Rank 0's scores on every process (the others wait here while rank 0 generates); as is in one process."""
+def from_rank_zero(value: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0's `value` on every process (the others wait here while rank 0 generates); as is in one process."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return logs or {}
-    shared = [logs]
+        return value
+    shared = [value]
     dist.broadcast_object_list(shared, src=0)
-    return shared[0] or {}
+    return shared[0]
 
 
 def _standard_attention(model: Any) -> Any:
