@@ -44,7 +44,8 @@ class SftConfig(MediaMixin, Config):
     """Fine-tune a model (full or LoRA) on conversation data."""
 
     command = "sft"
-    sections = (*TRAINING, BatchingSection, PaddingFreeSection, SpeedSection, TaskTypeSection, EvalTaskSection, TrainEvalSection)
+    sections = (*TRAINING, BatchingSection, PaddingFreeSection, SpeedSection, TaskTypeSection, EvalTaskSection,
+                TrainEvalSection)
 
     def check(self) -> None:
         if not self.section("model").given():
