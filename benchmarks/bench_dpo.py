@@ -132,16 +132,16 @@ def main() -> None:
             print(json.dumps(results[1]), flush=True)
     load = os.getloadavg()
     print(f"\nDPO, LoRA, {args.dtype}, max_length {args.max_length}, {args.batch} pairs a step, {args.steps} steps, "
-          f"first {args.rows} pairs of dpo.jsonl (pairs with equal answers left out), gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}"
-          f" on both sides; load {load[0]:.2f} at the end")
+          f"first {args.rows} pairs of dpo.jsonl (pairs with equal answers left out), gradient checkpointing "
+          f"{'on' if args.gradient_checkpointing else 'off'} on both sides; load {load[0]:.2f} at the end")
     print(f"{'side':<10}{'s/step':>8}{'loop s':>8}{'wall s':>8}{'peak GiB':>10}")
     for r in results:
         print(f"{r['side']:<10}{r['s_per_step']:>8.2f}{r['loop_s']:>8.1f}{r['wall_s']:>8.1f}{r['peak_rss_gib']:>10.2f}")
     if len(results) == 2:
         ours, ms = results
         print(f"swiftall: {ms['s_per_step'] / ours['s_per_step']:.2f}x ms-swift's steps per second, "
-              f"{ms['wall_s'] / ours['wall_s']:.2f}x its whole command, peak {ours['peak_rss_gib'] / ms['peak_rss_gib']:.0%}"
-              f" of its peak")
+              f"{ms['wall_s'] / ours['wall_s']:.2f}x its whole command, peak "
+              f"{ours['peak_rss_gib'] / ms['peak_rss_gib']:.0%} of its peak")
 
 
 if __name__ == "__main__":

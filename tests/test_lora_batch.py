@@ -11,8 +11,8 @@ def _model_with_adapters():
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=200, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]),
-                           adapter_name="one")
+    first = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+    model = get_peft_model(LlamaForCausalLM(config), first, adapter_name="one")
     model.add_adapter("two", LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "o_proj", "down_proj"]))
     with torch.no_grad():
         for name, param in model.named_parameters():
