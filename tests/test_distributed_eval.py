@@ -1,8 +1,9 @@
 """Scoring by generation during training (`--eval_dataset FILE --eval_steps K`) under 2 processes (gloo on this CPU),
 run as a user runs it (`NPROC_PER_NODE=2 swiftall sft ...`), under DDP, ZeRO-2 and ZeRO-3: every rank enters each
 scoring (rank 0 generates, under ZeRO-3 with the weights every rank gathered; the others wait for its scores), so
-the run finishes, each scored step leaves its report, and the scores and every step's loss reach logging.jsonl. It used to die after the first scoring with a gloo collective mismatch: the scores'
-log cleared the step's `should_log` on rank 0 alone, which then skipped the loss gather the other rank entered."""
+the run finishes, each scored step leaves its report, and the scores and every step's loss reach logging.jsonl.
+It used to die after the first scoring with a gloo collective mismatch: the scores' log cleared the step's
+`should_log` on rank 0 alone, which then skipped the loss gather the other rank entered."""
 from __future__ import annotations
 
 import json

@@ -15,7 +15,8 @@ from rlhf_fixtures import addition_rows
 from swiftall.cli.main import main
 from swiftall.train.callbacks import read_log
 
-PLUGIN = 'reward_funcs = {"chars": lambda prompts, completions, **_: [len(c[0]["content"]) / 10 for c in completions]}\n'
+PLUGIN = ('reward_funcs = {"chars": lambda prompts, completions, **_: '
+          '[len(c[0]["content"]) / 10 for c in completions]}\n')
 
 
 def ppo_flags(model, tmp_path) -> list[str]:

@@ -72,9 +72,9 @@ def check_engine(cfg: Any, on_cpu: bool) -> None:
                           "and score the saved model with swiftall eval")
     if deepspeed and getattr(cfg, "rlhf_type", None) == "ppo" and zero_stage(deepspeed) == 3:
         raise ConfigError(f"--deepspeed {deepspeed} (ZeRO-3) with --rlhf_type ppo: not supported yet (DeepSpeed cannot "
-                          "fill its 'auto' ZeRO-3 bucket sizes from PPO's policy-and-value module, and rollouts sampled "
-                          "on each process under ZeRO-3 are untested); use --deepspeed zero2 or plain DDP, which run "
-                          "PPO on several processes")
+                          "fill its 'auto' ZeRO-3 bucket sizes from PPO's policy-and-value module, and rollouts "
+                          "sampled on each process under ZeRO-3 are untested); use --deepspeed zero2 or plain DDP, "
+                          "which run PPO on several processes")
     if fsdp and on_cpu and not shards_itself(cfg, on_cpu):
         raise ConfigError(f"--fsdp {fsdp} on CPU: swiftall shards sft/pt causal-LM runs itself, and accelerate "
                           "runs FSDP only on GPUs, so this trainer would silently train as plain DDP here (every "
