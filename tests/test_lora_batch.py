@@ -18,6 +18,8 @@ def _model_with_adapters():
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, 0.2)  # peft starts B at zero: make each adapter change the answers
+    for param in model.parameters():
+        param.requires_grad_(False)  # served adapters are loaded frozen
     return model.eval()
 
 
@@ -48,3 +50,18 @@ def test_stacked_mixed_batch_equals_peft_and_follows_weight_changes():
             module._mixed_batch_forward = module._swiftall_peft_mixed
     torch.testing.assert_close(changed, _logits(model, ids, names), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(changed, expected, atol=1e-3)
+
+
+def test_adapters_being_trained_keep_peft_path():
+    """Scoring during training and GRPO's rollouts run the engine on trainable adapters, which an optimizer may update
+    in place without a version bump: no stacks are built for them."""
+    from swiftall.infer.lora_batch import install
+
+    model = _model_with_adapters()
+    for name, param in model.named_parameters():
+        param.requires_grad_("lora_" in name)
+    ids = torch.randint(0, 200, (3, 5))
+    expected = _logits(model, ids, ["one", "two", "__base__"])
+    install(model)
+    torch.testing.assert_close(_logits(model, ids, ["one", "two", "__base__"]), expected)
+    assert not any("_swiftall_stacks" in m.__dict__ for m in model.modules())

@@ -8,8 +8,8 @@ row 0 zeros for the base model and for adapters that do not touch the layer), an
 `x @ A[row's adapter] @ B[row's adapter]` for all rows with two batched products. The stacks are rebuilt when
 an adapter's weights change (tensor versions), are added or removed.
 
-Plain LoRA linear layers in eval mode only (no DoRA or other variants, no LoRA bias); anything else keeps peft's
-own path. The result equals peft's up to float rounding (tests/test_lora_batch.py).
+Plain LoRA linear layers in eval mode with frozen adapters only (served ones: no DoRA or other variants, no LoRA
+bias, nothing being trained); anything else keeps peft's own path. The result equals peft's up to float rounding (tests/test_lora_batch.py).
 """
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ def _state(layer: Any) -> tuple:
 
 
 def _plain(layer: Any) -> bool:
+    """Plain LoRA in eval mode with frozen weights: adapters being trained (scoring during training, GRPO's
+    rollouts) keep peft's path, since an optimizer may update them without a version bump (fused AdamW does)."""
     return not layer.training and not layer.lora_variant and all(
-        getattr(layer.lora_B[name], "bias", None) is None for name in layer.lora_A.keys())
+        getattr(layer.lora_B[name], "bias", None) is None and not layer.lora_A[name].weight.requires_grad
+        and not layer.lora_B[name].weight.requires_grad for name in layer.lora_A.keys())
 
 
 def _stacks(layer: Any) -> tuple[tuple[str, ...], Any, Any]:
