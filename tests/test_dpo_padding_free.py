@@ -87,10 +87,17 @@ def _dpo(tiny_dir, tmp_path, data, *flags):
     return [r for r in read_log(out) if "loss" in r and "train_runtime" not in r]
 
 
-def test_dpo_trains_to_the_same_losses_padding_free_and_padded(tiny_dir, write_jsonl, tmp_path):
+def test_dpo_trains_to_the_same_losses_padding_free_and_padded(tiny_dir, write_jsonl, tmp_path, monkeypatch):
+    import swiftall.train.rlhf.shared_prefix as shared_prefix
+
+    packs = []
+    pack = shared_prefix.pack_pairs
+    monkeypatch.setattr(shared_prefix, "pack_pairs", lambda *a: packs.append(pack(*a)) or packs[-1])
     data = write_jsonl(preference_rows()[:12])
     packed = _dpo(tiny_dir, tmp_path, data)  # default: padding-free for text pairs
+    assert len(packs) == 2 * 3 and all(p is not None for p in packs)  # the policy's and the reference's, each step
     padded = _dpo(tiny_dir, tmp_path, data, "--padding_free", "false")
+    assert len(packs) == 2 * 3
     assert len(packed) == len(padded) == 3
     for a, b in zip(packed, padded):
         for key in ("loss", "logps/chosen", "logps/rejected", "rewards/margins"):

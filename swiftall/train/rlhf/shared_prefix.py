@@ -137,9 +137,12 @@ def unpack_outputs(outputs: Any, packed: PackedPairs) -> Any:
 
 
 def _packable(model: Any, kwargs: dict[str, Any]) -> bool:
+    """A text batch in a DPO loss: input ids and a 2-D mask, nothing else given (peft passes its unused arguments as
+    None), on an attention that takes a custom mask."""
     attn = getattr(model.config, "_attn_implementation", None)
     mask = kwargs.get("attention_mask")
-    return (_PAIRED.get() and set(kwargs) <= TEXT_KEYS and mask is not None and mask.dim() == 2
+    given = {key for key, value in kwargs.items() if value is not None and key != "return_dict"}
+    return (_PAIRED.get() and given <= TEXT_KEYS and mask is not None and mask.dim() == 2
             and attn in ("sdpa", "eager"))
 
 
