@@ -182,7 +182,7 @@ def read_by_tensor(model_path: Path, wanted: bool = True) -> Iterator[Optional[d
 
 
 def _reads_whole(model_path: Path) -> bool:
-    """Where read_by_tensor cannot (remote code, .bin files): quantize from checkpoint files read into memory rather
+    """Where read_by_tensor is not used (remote code): quantize from safetensors files read into memory rather
     than memory-mapped, where they fit in a quarter of the available memory: the fp32 file mapped for quantizing
     stays mapped, and resident, for the whole run (0.5 GiB of SmolLM2-135M's 1.3 GiB after loading), while bytes read
     are freed once the layers are quantized."""

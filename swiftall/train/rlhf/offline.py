@@ -95,20 +95,19 @@ def build_dpo(setup: AlignSetup) -> Any:
 
 def _packs_pairs(cfg: Any, media: bool, model: Any) -> bool:
     """--padding_free (default on for text pairs): each pair's shared prompt computed once (shared_prefix.py)."""
+    from .shared_prefix import takes_custom_masks
+
     if cfg.padding_free is False:
         return False
+    why = None
     if media:
-        if cfg.padding_free:
-            raise ConfigError("--padding_free true: DPO rows with images/audio/video run as padded batches (the "
-                              "processor's inputs follow each row); drop the flag or pass --padding_free false")
-        return False
-    attn = getattr(model.config, "_attn_implementation", None)
-    if attn not in ("sdpa", "eager"):
-        if cfg.padding_free:
-            raise ConfigError(f"--padding_free true: DPO pairs run padding-free with --attn_impl sdpa or eager "
-                              f"(a custom attention mask per pair); this model uses {attn}")
-        return False
-    return True
+        why = "DPO rows with images/audio/video run as padded batches (the processor's inputs follow each row)"
+    elif not takes_custom_masks(model):
+        why = (f"DPO pairs run padding-free with --attn_impl sdpa or eager (a custom attention mask per pair); this "
+               f"model uses {getattr(model.config, '_attn_implementation', None)}")
+    if why and cfg.padding_free:
+        raise ConfigError(f"--padding_free true: {why}; drop the flag or pass --padding_free false")
+    return why is None
 
 
 def _paired(trainer_cls: type) -> type:

@@ -136,14 +136,17 @@ def unpack_outputs(outputs: Any, packed: PackedPairs) -> Any:
     return outputs
 
 
-def _packable(model: Any, kwargs: dict[str, Any]) -> bool:
+def takes_custom_masks(model: Any) -> bool:
+    """Whether the model's attention takes the per-pair mask (flash attention does not)."""
+    return getattr(model.config, "_attn_implementation", None) in ("sdpa", "eager")
+
+
+def _packable(kwargs: dict[str, Any]) -> bool:
     """A text batch in a DPO loss: input ids and a 2-D mask, nothing else given (peft passes its unused arguments as
-    None), on an attention that takes a custom mask."""
-    attn = getattr(model.config, "_attn_implementation", None)
+    None)."""
     mask = kwargs.get("attention_mask")
     given = {key for key, value in kwargs.items() if value is not None and key != "return_dict"}
-    return (_PAIRED.get() and given <= TEXT_KEYS and mask is not None and mask.dim() == 2
-            and attn in ("sdpa", "eager"))
+    return _PAIRED.get() and given <= TEXT_KEYS and mask is not None and mask.dim() == 2
 
 
 def install(model: Any) -> bool:
@@ -154,7 +157,7 @@ def install(model: Any) -> bool:
         return False
 
     def forward(self, *args, fused_lm_head=False, labels=None, **kwargs):
-        if not (fused_lm_head and not args and labels is not None and _packable(self, kwargs)):
+        if not (fused_lm_head and not args and labels is not None and _packable(kwargs)):
             return fused(*args, fused_lm_head=fused_lm_head, labels=labels, **kwargs)
         packed = pack_pairs(kwargs["input_ids"], kwargs["attention_mask"], labels)
         if packed is None:
