@@ -13,7 +13,11 @@ a variant sets it. With --ms_swift PATH/TO/swift it also runs ms-swift's `swift 
 settings, side by side, and prints our ratio against it.
 
     python benchmarks/bench_sft.py [--rows 192] [--steps N] [--variants plain,grouped,padding_free,packing]
-                                   [--ms_swift /path/to/venv/bin/swift]
+                                   [--ms_swift /path/to/venv/bin/swift] [--model DIR] [--torch_dtype bfloat16]
+
+On a CUDA machine the runs train on the GPU and the ceiling is the same GEMMs timed there in the run's dtype
+(bf16: model-FLOPs utilisation against what the GPU's own matmuls reach at these shapes); the table adds the
+GPU's peak allocated memory. benchmarks/gpu_check.sh runs it so.
 """
 from __future__ import annotations
 
@@ -47,6 +51,9 @@ from swiftall import sft_main
 from swiftall.train.callbacks import peak_rss_kib
 summary = sft_main(json.loads(sys.argv[1]))
 summary["peak_rss_kib"] = peak_rss_kib()  # this process's own peak (VmHWM), not the parent's carried by exec
+import torch
+if torch.cuda.is_available():
+    summary["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
 print("BENCH_RESULT " + json.dumps(summary))
 """
 CEILING = r"""
@@ -54,8 +61,12 @@ import json, sys
 from swiftall.utils.env import passive_openmp_waits
 passive_openmp_waits()
 from swiftall.train.flops import DecoderShapes, matmul_ceiling
-shapes, tokens, positions = json.loads(sys.argv[1])
-print("BENCH_RESULT " + json.dumps(matmul_ceiling(DecoderShapes(**shapes), tokens, positions, full=False, repeats=2)))
+import torch
+shapes, tokens, positions, dtype = json.loads(sys.argv[1])
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print("BENCH_RESULT " + json.dumps(matmul_ceiling(DecoderShapes(**shapes), tokens, positions, full=False,
+                                                  repeats=2 if device == "cpu" else 10,
+                                                  dtype=getattr(torch, dtype), device=device)))
 """
 
 
@@ -68,9 +79,10 @@ def bench_rows(rows: int, workdir: Path) -> Path:
 
 
 def run_ours(name: str, dataset: Path, steps: int, workdir: Path, gc: str = "default",
-             extra: dict | None = None, env: dict | None = None) -> dict:
-    config = {"model": "smollm2-135m-instruct", "dataset": [str(dataset)], "train_type": "lora",
-              "torch_dtype": "float32", "max_length": 512, "per_device_train_batch_size": 4,
+             extra: dict | None = None, env: dict | None = None, model: str = "smollm2-135m-instruct",
+             dtype: str = "float32") -> dict | None:
+    config = {"model": model, "dataset": [str(dataset)], "train_type": "lora",
+              "torch_dtype": dtype, "max_length": 512, "per_device_train_batch_size": 4,
               "num_train_epochs": 1, "max_steps": steps, "learning_rate": 1e-4, "save_steps": 100000,
               "logging_steps": 5, "report_to": ["none"], "output_dir": str(workdir), **VARIANTS[name],
               **(extra or {})}
@@ -79,8 +91,9 @@ def run_ours(name: str, dataset: Path, steps: int, workdir: Path, gc: str = "def
     started = time.time()
     out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(config)], capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
-    if out.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+    if out.returncode != 0:  # said, and the other variants still run
+        print(f"{name} failed:\n{out.stderr[-3000:]}", flush=True)
+        return None
     summary = json.loads(out.stdout.split("BENCH_RESULT ", 1)[1].splitlines()[0])
     log = [json.loads(l) for l in (workdir / "logging.jsonl").read_text().splitlines()]
     peak = summary["peak_rss_kib"] / 2**20
@@ -90,7 +103,8 @@ def run_ours(name: str, dataset: Path, steps: int, workdir: Path, gc: str = "def
             "first_step_s": summary["time_to_first_step_s"], "trained_tok_s": summary["trained_tokens"] / loop,
             "tok_s": summary["tokens"] / loop, "peak_rss_gib": peak, "train_loss": summary["train_loss"],
             "s_per_step": loop / summary["global_step"], "tokens": summary["tokens"],
-            "trained_tokens": summary["trained_tokens"], "losses": losses}
+            "trained_tokens": summary["trained_tokens"], "losses": losses,
+            "cuda_peak_gib": summary.get("cuda_peak_gib"), "dtype": config["torch_dtype"]}
 
 
 MS_SWIFT_SETTINGS = ("padded batches: ms-swift 4.6 refuses --padding_free/--packing without a flash-attention "
@@ -151,7 +165,7 @@ def add_efficiency(result: dict, shapes, env: dict) -> None:
     steps = max(result["steps"], 1)
     flops = train_flops(shapes, result["tokens"], result["trained_tokens"], full=False,
                         adapter_params=lora_params(shapes, 8))
-    job = [asdict(shapes), round(result["tokens"] / steps), round(result["trained_tokens"] / steps)]
+    job = [asdict(shapes), round(result["tokens"] / steps), round(result["trained_tokens"] / steps), result["dtype"]]
     out = subprocess.run([sys.executable, "-c", CEILING, json.dumps(job)], capture_output=True, text=True,
                          env={**os.environ, **env})
     if out.returncode != 0:
@@ -166,27 +180,37 @@ def add_efficiency(result: dict, shapes, env: dict) -> None:
 
 def print_table(results: list[dict], rows: int) -> None:
     base = results[0]
-    print(f"\nSFT benchmark: SmolLM2-135M-Instruct, LoRA, fp32, max_length 512, batch 4, {rows} rows of sft.jsonl, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} (each run's load beside it)")
+    gpu = base.get("cuda_peak_gib") is not None
+    where = _gpu_name() if gpu else f"{os.cpu_count()} CPUs"
+    print(f"\nSFT benchmark: SmolLM2-135M-shaped, LoRA, {base['dtype']}, max_length 512, batch 4, {rows} rows of "
+          f"sft.jsonl, {where}, load {os.getloadavg()[0]:.2f} (each run's load beside it)")
     print(f"{'variant':<40}{'steps':>6}{'s/step':>8}{'trained tok/s':>14}{'tok/s':>8}{'1st s':>7}{'peak GiB':>9}"
           f"{'loss':>7}{'TFLOP':>7}{'GFLOP/s':>8}{'ceiling':>8}{'of ceil':>8}{'load':>6}{'vs 1st':>8}")
     for r in results:
         print(f"{r['variant'][:39]:<40}{r['steps']:>6}{r['s_per_step']:>8.2f}{r['trained_tok_s']:>14.1f}"
               f"{r['tok_s']:>8.1f}{r['first_step_s']:>7.1f}{r['peak_rss_gib']:>9.2f}{r['train_loss']:>7.3f}"
               f"{r['tflop']:>7.2f}{r['gflop_s']:>8.1f}{r['ceiling_gflop_s']:>8.1f}{100 * r['fraction']:>7.1f}%"
-              f"{r['load']:>6.2f}{r['trained_tok_s'] / base['trained_tok_s']:>7.2f}x", flush=True)
+              f"{r['load']:>6.2f}{r['trained_tok_s'] / base['trained_tok_s']:>7.2f}x"
+              + (f"  GPU peak {r['cuda_peak_gib']:.2f} GiB" if gpu else ""), flush=True)
     print("GFLOP/s: the run's model FLOPs (4 x non-embedding params per token for the frozen weights, 6 x LoRA's, "
           "4 x the head at trained positions; swiftall/train/flops.py) over its training loop's seconds; ceiling: "
-          "the same GEMMs (fp32 torch.mm) at the run's mean tokens per step, timed right after it")
+          f"the same GEMMs ({base['dtype']} torch.mm{' on the GPU' if gpu else ''}) at the run's mean tokens per "
+          "step, timed right after it")
 
 
-def model_shapes():
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def model_shapes(model: str | None = None):
     from transformers import AutoConfig
 
     from swiftall.hub.embedded import embedded_model_dir
     from swiftall.train.flops import DecoderShapes
 
-    return DecoderShapes.from_config(AutoConfig.from_pretrained(embedded_model_dir()))
+    return DecoderShapes.from_config(AutoConfig.from_pretrained(model or embedded_model_dir()))
 
 
 def main() -> None:
@@ -198,23 +222,35 @@ def main() -> None:
     parser.add_argument("--ms_swift", help="path to ms-swift's `swift` executable, to run it side by side")
     parser.add_argument("--gradient_checkpointing", choices=("default", "true", "false"), default="default",
                         help="default: each tool's own default (swiftall off, ms-swift on); true/false: both sides")
+    parser.add_argument("--data", help="the rows to train on (default: the first --rows of make_data.py's sft.jsonl)")
+    parser.add_argument("--results", help="also write the results (JSON) to this path")
+    parser.add_argument("--model", help="a model folder of the same family (default: the embedded SmolLM2-135M)")
+    parser.add_argument("--torch_dtype", default="float32", help="float32 (the CPU comparison) or bfloat16 (GPUs)")
     args = parser.parse_args()
+    if args.ms_swift and args.model:
+        raise SystemExit("--ms_swift compares on the embedded model: drop --model")
     workdir = Path(tempfile.mkdtemp(prefix="bench-sft-"))
-    dataset = bench_rows(args.rows, workdir)
-    shapes = model_shapes()
+    dataset = Path(args.data).resolve() if args.data else bench_rows(args.rows, workdir)
+    shapes = model_shapes(args.model)
     results = []
     for i, spec in enumerate(args.variants.split(",")):
         base, config, env = parse_variant(spec)
         result = run_ours(base, dataset, args.steps, workdir / str(i), args.gradient_checkpointing, extra=config,
-                          env=env)
+                          env=env, model=args.model or "smollm2-135m-instruct", dtype=args.torch_dtype)
+        if result is None:
+            continue
         result["variant"] = spec
         add_efficiency(result, shapes, env)
         results.append(result)
         print(f"{spec}: {result}", flush=True)
+    if not results:
+        raise SystemExit("every variant failed (above)")
     print_table(results, args.rows)
     if args.ms_swift:
         side_by_side(args, dataset, workdir, results)
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    if args.results:
+        Path(args.results).write_text(json.dumps(results, indent=2))
     print(f"\nraw results: {workdir / 'results.json'}")
 
 

@@ -119,3 +119,37 @@ def test_liger_kernel_asks_for_its_extra_or_a_gpu(monkeypatch):
         monkeypatch.setattr("swiftall.utils.optional.require", lambda *a, **k: types.SimpleNamespace())
         with pytest.raises(ConfigError, match="CUDA GPU"):
             speed.use_liger_kernel(torch.nn.Linear(2, 2))
+
+
+def test_cuda_attention_leaves_out_cudnn(monkeypatch):
+    """On a CUDA machine every sdpa model load takes cuDNN out of SDPA's backends (a plan per new shape cost 8 ms
+    of CPU per attention call on an H200); on a CPU machine nothing changes."""
+    import torch
+
+    from swiftall.models.device import resolve_attn
+
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        assert resolve_attn("auto") == "sdpa" and torch.backends.cuda.cudnn_sdp_enabled()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert resolve_attn("eager") == "eager" and torch.backends.cuda.cudnn_sdp_enabled()
+        assert resolve_attn(None) == "sdpa" and not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)
+
+
+def test_liger_models_compute_their_own_loss():
+    """With --use_liger_kernel the trainer passes labels to the patched forward (its fused linear cross-entropy)
+    instead of taking logits at trained positions."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from swiftall.train.trainer import _accepts_logits_to_keep
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    assert _accepts_logits_to_keep(model)
+    model.swiftall_fused_loss = True  # what use_liger_kernel marks
+    assert not _accepts_logits_to_keep(model)

@@ -32,4 +32,7 @@ def use_liger_kernel(model: Any) -> None:
                           "none; drop --use_liger_kernel to train on the CPU")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     liger._apply_liger_kernel_to_instance(model=base)
+    # the loss then comes from the patched forward (labels in, fused linear cross-entropy: the logits are never
+    # materialised), not from the trainer's head at trained positions
+    base.swiftall_fused_loss = True
     logger.info(f"Liger Kernel applied to {type(base).__name__}")

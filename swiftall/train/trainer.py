@@ -61,6 +61,8 @@ def _accepts_logits_to_keep(model: Any) -> bool:
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base, "swiftall_fused_loss", False):  # --use_liger_kernel: the forward's fused linear cross-entropy
+        return False
     return "logits_to_keep" in inspect.signature(base.forward).parameters and getattr(
         base, "accepts_loss_kwargs", True)
 
