@@ -3,6 +3,7 @@
 The slow tests run `swiftall sft` as a user would (NPROC_PER_NODE=2, gloo on this CPU) on the tiny llama."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -127,9 +128,17 @@ def test_a_zero_checkpoint_resumes_on_its_own_number_of_processes_only(tmp_path,
         (ckpt / "global_step2" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_text("")
     (ckpt / "trainer_state.json").write_text("{}")
     (ckpt / "model.safetensors").write_text("")
-    with pytest.raises(ConfigError, match="a DeepSpeed checkpoint of 2 processes cannot resume on 1; pass "
-                                          "--nproc_per_node 2"):
+    (ckpt / "latest").write_text("global_step2")
+    with pytest.raises(ConfigError, match="a DeepSpeed ZeRO checkpoint .saved by 2 processes.; resume it with the "
+                                          "same --deepspeed setting"):
+        maybe_relaunch("sft", [*BASE, "--resume_from_checkpoint", str(ckpt)], SftConfig)
+    if importlib.util.find_spec("deepspeed") is None:
+        return
+    # shards DeepSpeed cannot read: its converter's failure, and what to do instead
+    with pytest.raises(ConfigError, match=r"could not convert its ZeRO shards for 1 process\(es\)(.|\n)*Resume on 2 "
+                                          r"processes instead"):
         maybe_relaunch("sft", [*BASE, "--resume_from_checkpoint", str(ckpt), "--deepspeed", "zero2"], SftConfig)
+    assert not (ckpt / "latest_universal").exists() and not list(ckpt.glob("*universal*"))  # nothing half-made
 
 
 def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_sft_or_refused(tmp_path):
@@ -301,6 +310,32 @@ def test_resume_on_a_different_number_of_processes_continues_the_same_run(one_pr
     narrowed = folder / "resumed-on-1"
     _run(narrowed, tiny_dir, data, 4, {}, "--resume_from_checkpoint", str(ddp / "checkpoint-2"))
     assert_same_training(ddp, narrowed, first_step=3)
+
+
+@pytest.mark.slow
+def test_zero_resumes_on_another_number_of_processes(one_process, tiny_dir):
+    """ZeRO-2, 2 processes -> 1 and 1 -> 2 from checkpoint-2: DeepSpeed's universal checkpoint, converted once by the
+    launcher; steps 3-4 (losses, learning rate, final weights) equal the uninterrupted runs."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: pip install 'swiftall[deepspeed]'")
+    folder, data, _ = one_process
+    two = folder / "zero2-two"
+    _run(two, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--deepspeed", "zero2")
+    narrowed = folder / "zero2-resumed-on-1"
+    proc = _run(narrowed, tiny_dir, data, 4, {}, "--deepspeed", "zero2", "--resume_from_checkpoint",
+                str(two / "checkpoint-2"))
+    assert "converting it to DeepSpeed's universal checkpoint" in proc.stderr
+    assert (two / "checkpoint-2" / "latest_universal").read_text() == "global_step2_universal"
+    assert_same_training(two, narrowed, first_step=3)
+    one = folder / "zero2-one"
+    _run(one, tiny_dir, data, 4, {}, "--deepspeed", "zero2")
+    widened = folder / "zero2-resumed-on-2"
+    _run(widened, tiny_dir, data, 2, {"NPROC_PER_NODE": "2"}, "--deepspeed", "zero2", "--resume_from_checkpoint",
+         str(one / "checkpoint-2"))
+    assert_same_training(one, widened, first_step=3)
+    lr = {r["step"]: r["learning_rate"] for r in map(json.loads, (widened / "logging.jsonl").read_text().splitlines())
+          if "learning_rate" in r}
+    assert lr == {r["step"]: r["learning_rate"] for r in map(json.loads, (one / "logging.jsonl").read_text()
+                                                             .splitlines()) if "learning_rate" in r and r["step"] >= 3}
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ def maybe_relaunch(command: str, argv: list[str], config_cls: Any) -> Optional[i
         return None
     cfg = config_cls.from_any(argv)  # every flag checked once, before N processes start
     plan = launch_plan(cfg, env.launch_request())
-    _check_resume_world(cfg.resume_from_checkpoint, plan.world_size)
+    _check_resume_world(cfg.resume_from_checkpoint, plan.world_size, bool(cfg.deepspeed))
     if plan.world_size == 1 and not (cfg.deepspeed or cfg.fsdp):  # the engines need a launcher's variables
         return None
     _check_engine(cfg)
@@ -116,18 +116,23 @@ def torchrun_command(plan: LaunchPlan, command: str, argv: list[str]) -> list[st
     return [*cmd, "-m", "swiftall.cli.main", command, *argv]
 
 
-def _check_resume_world(resume: Optional[str], world_size: int) -> None:
-    """A DeepSpeed ZeRO checkpoint holds one optimizer shard per process: it resumes on that many processes only
-    (a DDP checkpoint holds whole states and resumes on any number)."""
+def _check_resume_world(resume: Optional[str], world_size: int, deepspeed: bool) -> None:
+    """A DeepSpeed ZeRO checkpoint holds one optimizer shard per process: on another number of processes it is
+    converted here, once, before any process starts, to DeepSpeed's universal checkpoint (train/universal.py). A DDP
+    checkpoint holds whole states and resumes on any number as it is."""
     if not resume:
         return
     from ..train.outputs import resolve_resume
+    from ..train.universal import ensure_universal, needs_universal, zero_shards
 
-    shards = list(resolve_resume(resume).glob("global_step*/*zero_pp_rank_*_optim_states.pt"))
-    if shards and len(shards) != world_size:
-        raise ConfigError(f"--resume_from_checkpoint {resume}: a DeepSpeed checkpoint of {len(shards)} processes "
-                          f"cannot resume on {world_size}; pass --nproc_per_node {len(shards)} (x nodes), or start a "
-                          "new run from its weights (--model CHECKPOINT_FOLDER)")
+    checkpoint = resolve_resume(resume)
+    if not needs_universal(checkpoint, world_size):
+        return
+    if not deepspeed:
+        raise ConfigError(f"--resume_from_checkpoint {resume}: a DeepSpeed ZeRO checkpoint (saved by "
+                          f"{zero_shards(checkpoint)} processes); resume it with the same --deepspeed setting, on any "
+                          "number of processes, or start a new run from its weights (--model CHECKPOINT_FOLDER)")
+    ensure_universal(checkpoint, world_size)
 
 
 def _check_engine(cfg: Any) -> None:

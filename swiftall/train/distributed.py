@@ -37,7 +37,12 @@ def distributed_arguments(cfg: Any, on_cpu: bool) -> dict[str, Any]:
     deepspeed, fsdp = getattr(cfg, "deepspeed", None), getattr(cfg, "fsdp", None)
     check_engine(cfg, on_cpu)
     if deepspeed:
-        kwargs["deepspeed"] = deepspeed_config(deepspeed)
+        from .outputs import resolve_resume
+        from .universal import universal_settings
+
+        resume = resolve_resume(getattr(cfg, "resume_from_checkpoint", None))
+        kwargs["deepspeed"] = {**deepspeed_config(deepspeed),  # another number of processes: the converted state
+                               **universal_settings(resume, world[1] if world else 1)}
     if fsdp and not on_cpu:  # on CPU build_trainer applies fully_shard itself (train/fsdp.py)
         kwargs["fsdp"] = True
         kwargs["fsdp_config"] = fsdp_config(fsdp)
