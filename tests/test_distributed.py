@@ -206,6 +206,55 @@ def test_doctor_dist_all_reduces_over_gloo(tmp_path, monkeypatch, capsys):
     assert out.count("ok  ") == 4 and "gloo all-reduce: 2 local processes, 16 MiB" in out
 
 
+def _doctor_node(rank: int, port: int, cwd: Path, output_dir: str, extra_path: str = "",
+                 timeout: int = 60) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NPROC_PER_NODE")}
+    if extra_path:
+        clean["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, clean.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "swiftall.cli.main", "doctor", "--dist", "--nnodes", "2", "--node_rank", str(rank),
+           "--master_addr", "127.0.0.1", "--master_port", str(port), "--output_dir", output_dir, "--timeout", str(timeout)]
+    return subprocess.Popen(cmd, cwd=cwd, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_doctor_across_nodes_names_the_node_whose_packages_or_folder_differ(tmp_path):
+    """Two "nodes" on this machine meet at the master: with one shared folder and the same packages every check
+    passes on both; a node with another trl and a folder of its own is named by both nodes, with what differs."""
+    shared = tmp_path / "shared"
+    port = _free_port()
+    nodes = [_doctor_node(r, port, tmp_path, str(shared)) for r in (0, 1)]
+    outs = [n.communicate(timeout=180)[0] for n in nodes]
+    for node, out in zip(nodes, outs):
+        assert node.returncode == 0, out[-3000:]
+        assert "ok   same packages: the same on all 2 nodes" in out
+        assert f"ok   shared output folder: {shared.resolve()} is the same folder on every node" in out
+        assert re.search(r"ok   gloo all-reduce: 2 nodes, 16 MiB in [\d.]+ ms", out)
+        assert "node 1" in out and "GiB RAM free" in out
+    assert not list(shared.glob(".swiftall-doctor-*"))  # the marker is cleaned up
+    # node 1: another trl first on its path, and a relative --output_dir that is a folder of its own
+    fake = tmp_path / "fake"
+    (fake / "trl-0.0.1.dist-info").mkdir(parents=True)
+    (fake / "trl-0.0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: trl\nVersion: 0.0.1\n")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    port = _free_port()
+    nodes = [_doctor_node(0, port, tmp_path / "a", "out"), _doctor_node(1, port, tmp_path / "b", "out", str(fake))]
+    outs = [n.communicate(timeout=180)[0] for n in nodes]
+    for node, out in zip(nodes, outs):
+        assert node.returncode != 0, out[-3000:]
+        assert re.search(r"FAIL same packages: node 1 \([^)]*\): trl 0\.0\.1 \(node 0: [\d.]+\): install the same", out)
+        assert f"FAIL shared output folder: node 1 (" in out and str(tmp_path / "b" / "out") in out
+        assert "same packages, shared output folder failed" in out
+
+
+@pytest.mark.slow
+def test_doctor_names_a_node_that_never_comes(tmp_path):
+    node = _doctor_node(0, _free_port(), tmp_path, str(tmp_path / "out"), timeout=5)
+    out = node.communicate(timeout=120)[0]
+    assert node.returncode != 0
+    assert "FAIL nodes meet: node 0 of 2: the other nodes did not answer within" in out
+
+
 # ---- the proof: real runs under torchrun on this CPU (gloo) ---------------------------------------------------
 
 
