@@ -86,7 +86,7 @@ fi
 
 # --- 1. throughput and model-FLOPs utilisation, bf16
 step bench_sft 200 python3 benchmarks/bench_sft.py --model "$MODEL" --torch_dtype bfloat16 --data "$WORK/sft.jsonl" \
-    --variants padding_free,plain,padding_free+per_device_train_batch_size=16,padding_free+use_liger_kernel=true \
+    --variants padding_free,padding_free+use_liger_kernel=true,plain,padding_free+per_device_train_batch_size=16 \
     --results "$OUT/bench_sft.json"
 
 # --- 2. the same LoRA run: single process, DDP of world size 1 (nccl), ZeRO-2

@@ -47,6 +47,14 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _end_process_group() -> None:
+    """A finished multi-process run leaves its process group explicitly: PyTorch warns when a process exits with
+    one still open, and its communication threads are then torn down by the interpreter's exit instead."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -82,6 +90,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             return code  # ran under torchrun (--nproc_per_node / NPROC_PER_NODE)
         entry = getattr(importlib.import_module(module), function)
         entry(rest)
+        _end_process_group()
         return 0
     except SwiftallError as exc:
         from .launch import rank_label
