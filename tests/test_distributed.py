@@ -139,6 +139,14 @@ def test_a_zero_checkpoint_resumes_on_its_own_number_of_processes_only(tmp_path,
                                           r"processes instead"):
         maybe_relaunch("sft", [*BASE, "--resume_from_checkpoint", str(ckpt), "--deepspeed", "zero2"], SftConfig)
     assert not (ckpt / "latest_universal").exists() and not list(ckpt.glob("*universal*"))  # nothing half-made
+    # converted: each process's config loads the universal state, the user's own checkpoint entries kept
+    from swiftall.train.universal import with_universal
+
+    (ckpt / "global_step2_universal" / "zero").mkdir(parents=True)
+    (ckpt / "latest_universal").write_text("global_step2_universal")
+    mine = {"zero_optimization": {"stage": 2}, "checkpoint": {"tag_validation": "Warn"}}
+    assert with_universal(mine, ckpt, 1)["checkpoint"] == {"tag_validation": "Warn", "load_universal": True}
+    assert with_universal(mine, ckpt, 2) is mine  # its own number of processes: the shards as they are
 
 
 def test_deepspeed_presets_ship_with_auto_values_and_fsdp_on_cpu_is_sharded_by_sft_or_refused(tmp_path):

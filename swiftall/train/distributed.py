@@ -38,11 +38,10 @@ def distributed_arguments(cfg: Any, on_cpu: bool) -> dict[str, Any]:
     check_engine(cfg, on_cpu)
     if deepspeed:
         from .outputs import resolve_resume
-        from .universal import universal_settings
+        from .universal import with_universal
 
-        resume = resolve_resume(getattr(cfg, "resume_from_checkpoint", None))
-        kwargs["deepspeed"] = {**deepspeed_config(deepspeed),  # another number of processes: the converted state
-                               **universal_settings(resume, world[1] if world else 1)}
+        resume = resolve_resume(getattr(cfg, "resume_from_checkpoint", None))  # on another number of processes:
+        kwargs["deepspeed"] = with_universal(deepspeed_config(deepspeed), resume, world[1] if world else 1)  # converted
     if fsdp and not on_cpu:  # on CPU build_trainer applies fully_shard itself (train/fsdp.py)
         kwargs["fsdp"] = True
         kwargs["fsdp_config"] = fsdp_config(fsdp)

@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 from ..utils.errors import ConfigError
-from ..utils.log import get_logger
-
-logger = get_logger(__name__)
 
 TAG_FILE = "latest_universal"
 
@@ -76,10 +73,11 @@ def ensure_universal(checkpoint: Path, world_size: int) -> Path:
     return target
 
 
-def universal_settings(checkpoint: Optional[Path], world_size: int) -> dict:
-    """The DeepSpeed config entries a resume on `world_size` processes needs: {} when the shards fit as they are."""
+def with_universal(config: dict, checkpoint: Optional[Path], world_size: int) -> dict:
+    """This DeepSpeed config, told to load the universal checkpoint when a resume on `world_size` processes needs it
+    (the config's own "checkpoint" entries kept)."""
     if not needs_universal(checkpoint, world_size):
-        return {}
+        return config
     if not has_universal(checkpoint):
         raise ConfigError(f"--resume_from_checkpoint {checkpoint}: saved by {zero_shards(checkpoint)} processes, "
                           f"resumed on {world_size}, and not converted yet. Launch with swiftall's own "
@@ -88,4 +86,4 @@ def universal_settings(checkpoint: Optional[Path], world_size: int) -> dict:
                           f"{checkpoint / str(zero_tag(checkpoint))} --output_folder "
                           f"{checkpoint / (str(zero_tag(checkpoint)) + '_universal')} --inject_missing_state, then "
                           f"write that folder's name into {checkpoint / TAG_FILE}")
-    return {"checkpoint": {"load_universal": True}}
+    return {**config, "checkpoint": {**config.get("checkpoint", {}), "load_universal": True}}
