@@ -53,9 +53,10 @@ def avoid_cudnn_sdpa() -> bool:
     """On a CUDA machine, take cuDNN out of SDPA's backends (flash and memory-efficient attention stay); returns
     whether it did. PyTorch tries cuDNN first on Hopper and newer, and cuDNN builds an execution plan for every
     (batch, length) it has not seen: about 8 ms of CPU per attention call in training (measured on an H200:
-    padded LoRA SFT of SmolLM2-135M spent 70% of its CPU time there, on 9 us of GPU work per call), and a plan
-    per generated token in decoding, where the cached length grows by one each step. Training rows, per-sample
-    padding-free slices and KV caches all change length all the time, so the flash kernel is the better choice."""
+    padded LoRA SFT of SmolLM2-135M spent 70% of its CPU time there, on 6-15 us of GPU work per call), and by the
+    same rule a plan per generated token in decoding, where the cached length grows by one each step. Training
+    rows, per-sample padding-free slices and KV caches all change length all the time, so the flash kernel is the
+    better choice."""
     import torch
 
     if not torch.cuda.is_available() or not torch.backends.cuda.cudnn_sdp_enabled():
