@@ -220,7 +220,8 @@ def _doctor_node(rank: int, port: int, cwd: Path, output_dir: str, extra_path: s
     if extra_path:
         clean["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, clean.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "swiftall.cli.main", "doctor", "--dist", "--nnodes", "2", "--node_rank", str(rank),
-           "--master_addr", "127.0.0.1", "--master_port", str(port), "--output_dir", output_dir, "--timeout", str(timeout)]
+           "--master_addr", "127.0.0.1", "--master_port", str(port), "--output_dir", output_dir,
+           "--timeout", str(timeout)]
     return subprocess.Popen(cmd, cwd=cwd, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

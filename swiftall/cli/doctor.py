@@ -79,18 +79,10 @@ def _parse(argv: list[str]) -> tuple[bool, Optional[str], dict[str, str], float]
 
 def _node_facts(folder: Path) -> dict:
     """What this node tells the others: its name, versions, output folder and free memory."""
-    from importlib.metadata import PackageNotFoundError, version
-
     import psutil
     import torch
 
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "-"
-    facts = {"host": socket.gethostname(), "versions": versions, "folder": str(folder.resolve()),
+    facts = {"host": socket.gethostname(), "versions": _package_versions(), "folder": str(folder.resolve()),
              "ram_free_gib": psutil.virtual_memory().available / 2**30, "gpus": []}
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -170,16 +162,22 @@ def _memory_line(index: int, facts: dict) -> str:
     return f"node {index} {facts['ram_free_gib']:.1f} GiB RAM free" + (f", {gpus}" if gpus else "")
 
 
-def _versions() -> tuple[bool, str]:
+def _package_versions() -> dict[str, str]:
+    """The installed version of each package a run depends on ('-' where missing)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    found = []
+    versions = {}
     for name in PACKAGES:
         try:
-            found.append(f"{name} {version(name)}")
+            versions[name] = version(name)
         except PackageNotFoundError:
-            found.append(f"{name} -")
-    return True, ", ".join(found) + " (must match on every node)"
+            versions[name] = "-"
+    return versions
+
+
+def _versions() -> tuple[bool, str]:
+    found = ", ".join(f"{name} {ver}" for name, ver in _package_versions().items())
+    return True, found + " (must match on every node)"
 
 
 def _port_check(variables: dict[str, str]) -> tuple[bool, str]:

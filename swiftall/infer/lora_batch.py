@@ -9,7 +9,8 @@ row 0 zeros for the base model and for adapters that do not touch the layer), an
 an adapter's weights change (tensor versions), are added or removed.
 
 Plain LoRA linear layers in eval mode with frozen adapters only (served ones: no DoRA or other variants, no LoRA
-bias, nothing being trained); anything else keeps peft's own path. The result equals peft's up to float rounding (tests/test_lora_batch.py).
+bias, nothing being trained); anything else keeps peft's own path. The result equals peft's up to float rounding
+(tests/test_lora_batch.py).
 """
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ def zero_tag(checkpoint: Path) -> Optional[str]:
         tag = latest.read_text().strip()
         if (checkpoint / tag).is_dir():
             return tag
-    steps = sorted(p.name for p in checkpoint.glob("global_step*") if not p.name.endswith("_universal"))
-    return steps[-1] if steps else None
+    steps = [p.name for p in checkpoint.glob("global_step*") if p.name[len("global_step"):].isdigit()]
+    return max(steps, key=lambda name: int(name[len("global_step"):])) if steps else None
 
 
 def zero_shards(checkpoint: Path) -> int:
@@ -46,13 +46,17 @@ def has_universal(checkpoint: Path) -> bool:
     return tag_file.is_file() and (checkpoint / tag_file.read_text().strip() / "zero").is_dir()
 
 
+def _universal_name(checkpoint: Path) -> str:
+    return f"{zero_tag(checkpoint)}_universal"
+
+
 def ensure_universal(checkpoint: Path, world_size: int) -> Path:
-    """Convert this ZeRO checkpoint (once) so that `world_size` processes can resume it; returns the universal folder."""
-    tag = zero_tag(checkpoint)
-    target = checkpoint / f"{tag}_universal"
+    """Convert this ZeRO checkpoint (once) so that `world_size` processes can resume it; returns the universal
+    folder."""
     if has_universal(checkpoint):
         return checkpoint / (checkpoint / TAG_FILE).read_text().strip()
-    staging = checkpoint / f".converting-{tag}_universal"
+    tag, target = zero_tag(checkpoint), checkpoint / _universal_name(checkpoint)
+    staging = checkpoint / f".converting-{target.name}"
     shutil.rmtree(staging, ignore_errors=True)
     print(f"[swiftall] {checkpoint} was saved by {zero_shards(checkpoint)} processes and resumes on {world_size}: "
           "converting it to DeepSpeed's universal checkpoint (once)", file=sys.stderr)
@@ -84,6 +88,6 @@ def with_universal(config: dict, checkpoint: Optional[Path], world_size: int) ->
                           "--nproc_per_node / NPROC_PER_NODE (it converts before the processes start), or convert it "
                           f"yourself: {sys.executable} -m deepspeed.checkpoint.ds_to_universal --input_folder "
                           f"{checkpoint / str(zero_tag(checkpoint))} --output_folder "
-                          f"{checkpoint / (str(zero_tag(checkpoint)) + '_universal')} --inject_missing_state, then "
-                          f"write that folder's name into {checkpoint / TAG_FILE}")
+                          f"{checkpoint / _universal_name(checkpoint)} --inject_missing_state, then write that "
+                          f"folder's name into {checkpoint / TAG_FILE}")
     return {**config, "checkpoint": {**config.get("checkpoint", {}), "load_universal": True}}
