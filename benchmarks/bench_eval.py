@@ -12,30 +12,20 @@ since the machine may be shared. The process runs under OMP_WAIT_POLICY=PASSIVE,
 per engine batch size (--max_batch_size); lm-eval runs with `--batch` (and `--lm_eval_batches 1` adds its default).
 `--no_prefix_cache` runs native without the engine's prompt-prefix reuse.
 
-Measured on the shared 2-core CPU, SmolLM2-135M fp32, 16 new tokens, 30 Nov 2026, `--items 200 --native_batches
-16,64` (three runs of the final code or nearly; the ratio moves with the load, which changed during each run):
-- 15:58-16:00, load 4.7 falling to 2.4: native b16 6.318 items/s (32 s), b64 11.477 (17 s), lm-eval HF b16 3.740
-  (53 s): native b16 1.69x, b64 3.07x.
-- 15:53-15:57, load 9.9 falling to ~5 during lm-eval's part: b16 3.030, b64 5.095, lm-eval b16 1.986: 1.53x, 2.57x.
-- 15:29-15:38, load 15.9-16.7 (before the kept prefix was dropped between batches, which eval runs do not hit):
-  b16 1.273 (157 s), b64 3.055 (65 s), lm-eval b16 0.794 (252 s): 1.60x, 3.85x.
-In every run the answers are identical item by item (200/200); exact match 0.205 [0.155, 0.266] native vs 0.190
-[0.142, 0.250] lm-eval: the same answers scored by two definitions (native normalises as SQuAD does, dropping
-articles; lm-eval's exact_match ignores case and punctuation only).
-At 48 items, load 10-13, same run: without the prefix reuse native b16 0.798 / b64 1.447 items/s; lm-eval b16
-  0.672, lm-eval b1 (its default) 0.352 items/s. With it (another run, load 11-12): native b16 1.467, b64 2.648,
-  lm-eval b16 0.813 items/s (1.80x, 3.26x).
-Before this work (same command at 24 items, load 22-27, spinning OpenMP waits): native b16 0.53x lm-eval b16.
-Where the time went, and what changed (swiftall/infer): each prompt is ~42 tokens, of which ~33 (the chat
-template's system prompt and the instruction) are shared, and a forward on this CPU costs about the same for 2
-rows as for 16; so (1) the shared prefix runs once and is kept (prefix_cache.py): prefill is the items' own ~9
-tokens; (2) refills under a backlog join in groups of a quarter of the batch, not 1-2 rows per forward (48 items
-at b16: 7 prefill forwards instead of 17); (3) the runner keeps twice the engine's batch in flight, so a b64
-engine always has a backlog to refill from. Greedy answers equal those of each prompt alone (tests/test_engine.py,
-tests/test_eval_pipeline.py). The issue's target (>= 3x lm-eval's items/s, same answers) is met at engine batch 64
-(`swiftall eval --max_batch_size 64`: 2.6-3.9x, 3x or more in 2 of 3 runs), not at batch 16 (1.5-1.8x): with
-answers of similar length, static and continuous batches run about as many decode steps, and the default batch
-stays 16 (a wider one holds more KV cache).
+After the table it prints where native's time goes (its forwards' share of the answer time, the tokens they
+computed) and an estimate of the tokens lm-eval's static batches compute for the same answers (every prompt whole,
+each batch decoded to its longest answer), so the ratio can be read as tokens x per-token rate.
+
+Measured idle on the 2-core CPU, SmolLM2-135M fp32, 1 Dec 2026 (`--items 200 --batch 64 --native_batches 64
+--lm_eval_batches 16`, two runs): native b64 14.76 / 14.29 items/s; lm-eval b64 5.13 / 6.04 (2.88x / 2.37x), b16
+4.47 / 4.42 (3.30x / 3.23x); answers identical 200/200. Native: 49 forwards over 3,938 tokens, 92-93% of its answer
+time; lm-eval about 11,900 tokens. Earlier runs under load (30 Nov, load 2-17) gave native b64 2.6-3.9x lm-eval b16.
+What made native fast (swiftall/infer): each prompt is ~42 tokens, of which ~33 (the chat template's system prompt
+and the instruction) are shared; so (1) the shared prefix runs once and is kept (prefix_cache.py); (2) refills under
+a backlog join in groups of a quarter of the batch; (3) the runner keeps twice the engine's batch in flight; (4) an
+idle scheduler waits while requests sent together keep arriving, so the first does not prefill alone
+(`Scheduler._gather_arrivals`). Exact match 0.205 native vs 0.190 lm-eval on the same answers: native normalises
+as SQuAD does, dropping articles; lm-eval's exact_match ignores case and punctuation only.
 """
 from __future__ import annotations
 
@@ -63,9 +53,52 @@ def task_file(folder: Path, n: int) -> Path:
     return path
 
 
+def count_forwards() -> dict:
+    """Counts the tokens the native engine's forwards compute (prompt tokens past the shared prefix, one per row at
+    each decode step) and the time spent in them, by wrapping the scheduler's forward for this process."""
+    from swiftall.infer.scheduler import Scheduler
+
+    counts = {"tokens": 0, "forwards": 0, "seconds": 0.0}
+    forward = Scheduler._forward
+
+    def counted(self, ids, *rest, **kwargs):
+        started = time.perf_counter()
+        try:
+            return forward(self, ids, *rest, **kwargs)
+        finally:
+            counts["seconds"] += time.perf_counter() - started
+            counts["forwards"] += 1
+            counts["tokens"] += int(rest[0][:, -ids.shape[1]:].sum())   # the mask's new columns
+
+    Scheduler._forward = counted
+    return counts
+
+
+def lm_eval_tokens(rows: list[dict], native_answers: dict, tokenizer_model: str, batch: int, max_tokens: int) -> int:
+    """An estimate of the tokens lm-eval's static batches compute for the same answers: every prompt whole, and each
+    batch (longest prompts first, as its collator orders them) decodes until its longest answer ends."""
+    from swiftall.hub.embedded import embedded_model_dir
+    from transformers import AutoTokenizer
+
+    model = embedded_model_dir() if tokenizer_model == "smollm2-135m-instruct" else tokenizer_model
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": r["query"]}], tokenize=False,
+                                           add_generation_prompt=True) for r in rows]
+    prompts = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    answers = [min(max_tokens, len(tokenizer(native_answers.get(r["id"], ""), add_special_tokens=False)["input_ids"]) + 1)
+               for r in rows]   # its tokens and the end-of-turn token, or max_tokens
+    order = sorted(range(len(rows)), key=lambda i: -prompts[i])
+    total = sum(prompts)
+    for start in range(0, len(order), batch):
+        group = order[start:start + batch]
+        total += len(group) * max(answers[i] for i in group)
+    return total
+
+
 def run(backend: str, data: Path, out: Path, args: argparse.Namespace, batch: int) -> dict:
     from swiftall.pipelines.eval import eval_main
 
+    counts = count_forwards() if backend == "native" else None
     started = time.perf_counter()
     report = eval_main({"model": args.model, "eval_dataset": [str(data)], "eval_backend": backend,
                         "eval_output_dir": str(out), "max_batch_size": batch, "eval_progress": False,
@@ -76,7 +109,8 @@ def run(backend: str, data: Path, out: Path, args: argparse.Namespace, batch: in
     return {"backend": label, "wall_s": round(wall, 1), "answer_s": result.get("seconds"),
             "items_per_s": result.get("items_per_s"), "exact_match": result["metrics"]["exact_match"]["value"],
             "ci95": result["metrics"]["exact_match"]["ci95"], "n": result["n"],
-            "answers": answers(Path(report["run_dir"]) / "predictions" / "repeat.jsonl", backend == "lm_eval")}
+            "answers": answers(Path(report["run_dir"]) / "predictions" / "repeat.jsonl", backend == "lm_eval"),
+            "forwards": dict(counts) if counts else None}
 
 
 def answers(path: Path, lm_eval: bool) -> dict[str, str]:
@@ -115,6 +149,7 @@ def main() -> None:
     print(f"before: {load()}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         data = task_file(Path(tmp), args.items)
+        items = [json.loads(line) for line in data.read_text().splitlines()]
         rows = [run("native", data, Path(tmp) / "out", args, int(b)) for b in args.native_batches.split(",")]
         try:
             import lm_eval  # noqa: F401
@@ -129,6 +164,15 @@ def main() -> None:
         print(f"{r['backend']:<20} {r['items_per_s']:>8} {r['answer_s']:>9} {r['wall_s']:>7} {r['exact_match']:>12}  "
               f"{r['ci95']}  {r['n']}")
     native = [r for r in rows if r["backend"].startswith("native")]
+    for r in native:   # where the native time goes: the model's forwards, over how many tokens
+        f = r["forwards"]
+        print(f"{r['backend']}: {f['forwards']} forwards over {f['tokens']} tokens took {f['seconds']:.1f} s, "
+              f"{f['seconds'] / r['answer_s']:.0%} of its answer time ({f['tokens'] / f['seconds']:.0f} tokens/s)")
+    for reference in [r for r in rows if r["backend"].startswith("lm_eval")]:
+        tokens = lm_eval_tokens(items, native[0]["answers"], args.model, int(reference["backend"].split("b")[-1]),
+                                args.max_tokens)
+        print(f"{reference['backend']}: about {tokens} tokens, {tokens / reference['answer_s']:.0f} tokens/s (every "
+              "prompt whole; each static batch decodes to its longest answer)")
     for reference in [r for r in rows if r["backend"].startswith("lm_eval")]:
         for r in native:
             if reference["items_per_s"] and r["items_per_s"]:

@@ -76,6 +76,31 @@ def test_requests_join_a_running_batch_and_finished_ones_leave(engine):
     assert not engine.scheduler.rows and eos
 
 
+def test_requests_sent_together_to_an_idle_engine_prefill_as_one_batch(engine):
+    """An evaluation sends its requests one by one from its own callers (each encodes its prompt first): the idle
+    scheduler waits while they keep arriving, so the first one does not prefill alone and the rest a forward later."""
+    import asyncio
+
+    sizes, prefill = [], engine.scheduler._prefill
+
+    def spy(seqs):
+        sizes.append(len(seqs))
+        return prefill(seqs)
+
+    async def send(questions):
+        return await asyncio.gather(*(engine.infer_async(InferRequest.coerce(q), GREEDY) for q in questions))
+
+    questions = [f"Say the number {i}" for i in range(6)]
+    engine.scheduler._prefill = spy
+    try:
+        answers = asyncio.run(send(questions))
+    finally:
+        del engine.scheduler._prefill
+    assert sizes[0] == len(questions), sizes    # without the wait: [1, 5]
+    for q, a in zip(questions, answers):
+        assert a.text == text_of(engine, reference(engine, q, 12))
+
+
 def test_seeded_sampling_is_reproducible_and_n_gives_distinct_choices(engine):
     cfg = RequestConfig(max_new_tokens=10, temperature=1.5, seed=7, n=3)
     a = engine.infer(["sample please"], cfg)[0]

@@ -91,3 +91,15 @@ def test_contains_needs_the_reference_as_whole_words():
     assert contains("I am Swiftyish", ["Swifty"]) == 0.0 and contains("", ["Swifty"]) == 0.0
     assert contains("Run swiftall export --adapters DIR --merge_lora true.", ["--merge_lora true"]) == 1.0
     assert contains("I was trained by the swiftall team", ["OpenAI", "swiftall team"]) == 1.0
+
+
+def test_the_metric_libraries_a_run_needs_are_imported_beside_the_model_load():
+    import sys
+    from types import SimpleNamespace
+
+    from swiftall.eval.scoring import import_metric_libraries
+
+    assert import_metric_libraries([SimpleNamespace(eval_type="mcq", benchmark=None, options={})]) is None
+    thread = import_metric_libraries([SimpleNamespace(eval_type="qa", benchmark=None, options={})])
+    thread.join(120)
+    assert "rouge_score.rouge_scorer" in sys.modules and "sacrebleu" in sys.modules

@@ -32,6 +32,35 @@ CORPUS_WITH_ITEMS = {"cider", "meteor"}                                   # corp
 BINARY = {"exact_match", "contains", "acc", "acc_norm", "pass@1", "prompt_strict_acc"}  # right or wrong: Wilson
 
 
+# the library each metric imports when its scorer is built (rouge-score imports all of NLTK: about 1.5 s here)
+METRIC_LIBRARIES = {"rouge": "rouge_score.rouge_scorer", "bleu": "sacrebleu", "wer": "jiwer", "cider": "pycocoevalcap"}
+
+
+def import_metric_libraries(tasks: list[Any]) -> Optional[Any]:
+    """Start importing, on a thread of its own, the metric libraries the tasks' generative metrics need, so the
+    imports run while the model loads rather than after its first answers; a missing one is left for the scorer to
+    report. Returns the thread (None when nothing is to import)."""
+    import importlib
+    import threading
+
+    wanted = {METRIC_LIBRARIES[prefix] for task in tasks
+              for name in metric_names(task.eval_type, task.benchmark, task.options, loglik=False)
+              for prefix in METRIC_LIBRARIES if name.startswith(prefix)}
+    if not wanted:
+        return None
+
+    def run() -> None:
+        for module in sorted(wanted):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
+
+    thread = threading.Thread(target=run, name="swiftall-metric-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def metric_names(eval_type: str, benchmark: Any, options: dict[str, Any], loglik: bool) -> list[str]:
     names = list(options.get("metrics") or (benchmark.metrics if benchmark and benchmark.metrics else ())
                  or DEFAULT_METRICS[eval_type])

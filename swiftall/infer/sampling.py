@@ -54,10 +54,10 @@ def choose_tokens(logits: Any, params: list[SamplingParams]) -> list[tuple[int, 
     greedy = logits.argmax(dim=-1).tolist()
     out = []
     for i, p in enumerate(params):
-        row = logits[i]
-        if p.repetition_penalty != 1.0 and p.history:
+        row, penalized = logits[i], p.repetition_penalty != 1.0 and bool(p.history)
+        if penalized:
             row = _penalize(row, p.history, p.repetition_penalty)
-        token = _sample(row, p) if p.do_sample else (greedy[i] if row is logits[i] else int(row.argmax()))
+        token = _sample(row, p) if p.do_sample else (int(row.argmax()) if penalized else greedy[i])
         lp, top = None, []
         if p.logprobs and logp is not None:
             lp = float(logp[i, token])

@@ -24,6 +24,7 @@ per-row LoRA adapters -- all of which an OpenAI-compatible server must honour.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -37,6 +38,9 @@ from .prefix_cache import PrefixCache
 from .worker import Job, finish_cancelled, run_job
 
 logger = get_logger(__name__)
+
+ARRIVAL_GAP_S = 0.002   # see Scheduler._gather_arrivals
+ARRIVAL_WAIT_S = 0.05
 
 
 @dataclass
@@ -154,6 +158,8 @@ class Scheduler:
                 if self.stopping and not (self.waiting or self.rows or self.jobs):
                     self.thread = None
                     return
+                if self.waiting and not (self.rows or self.jobs or self.stopping):
+                    self._gather_arrivals()
                 job = self.jobs.popleft() if self.jobs else None
                 self.job_seqs = job.seqs if job else []
                 joining = self._joining()
@@ -162,6 +168,22 @@ class Scheduler:
                 with self.cv:
                     self.job_seqs = []
             self._turn(joining)
+
+    def _gather_arrivals(self) -> None:
+        """An idle batch is about to start (called holding the lock). Requests sent together (an evaluation, a
+        client's burst) arrive one by one, each encoded by its own caller first: wait while they keep coming, at most
+        ARRIVAL_WAIT_S in all and ARRIVAL_GAP_S after the last one, so that they prefill as one batch rather than the
+        first alone and the rest a forward later. A lone request waits ARRIVAL_GAP_S."""
+        deadline = time.monotonic() + ARRIVAL_WAIT_S
+        seen = len(self.waiting)
+        while seen < self.max_batch_size and not (self.stopping or self.jobs):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.cv.wait(min(ARRIVAL_GAP_S, left))
+            if len(self.waiting) == seen:
+                return
+            seen = len(self.waiting)
 
     def step_between(self) -> None:
         """One batch turn (new sequences join, one decode step) run from inside a job, between two of its own

@@ -15,6 +15,7 @@ from ..eval.evaluate import evaluate
 from ..eval.loading import EvalTask, load_task, split_values
 from ..eval.report import latest_run_dir, new_run_dir
 from ..eval.runner import RunSettings
+from ..eval.scoring import import_metric_libraries
 from ..infer.engine import RequestConfig
 from ..utils.errors import ConfigError
 from ..utils.log import get_logger
@@ -173,6 +174,7 @@ def eval_main(config: Any = None) -> Optional[dict[str, Any]]:
         from ..eval.harness import run_external
 
         return run_external(cfg, tasks, generation, resolved_config(cfg, generation))
+    import_metric_libraries(tasks)    # beside the model's load
     engine = build_engine(cfg, generation)
     folder, resuming = run_dir(cfg)
     settings = RunSettings(generation, int(cfg.eval_num_fewshot or 0), int(cfg.eval_seed),
