@@ -1,5 +1,6 @@
-"""The scheduler's KV cache: transformers' `DynamicCache` with layers that grow in place, and the left-padded
-concatenation that splices newly prefilled rows into the running batch's cache."""
+"""The scheduler's KV cache: transformers' `DynamicCache` with layers that grow in place, and the surgery on its
+rows: newly prefilled rows spliced into the running batch's cache (left-padded to a common width), finished rows
+dropped and the columns no remaining row uses trimmed."""
 from __future__ import annotations
 
 import functools
@@ -76,3 +77,27 @@ def _pad_left(t: Any, width: int, dim: int) -> Any:
     shape = list(t.shape)
     shape[dim] = missing
     return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
+
+
+def splice_rows(cache: Any, mask: Any, new: Any, new_mask: Any) -> Any:
+    """Newly prefilled rows (their cache and mask) join a running batch's cache, both left-padded to the wider of
+    the two; returns the joined mask."""
+    width = max(mask.shape[1], new_mask.shape[1])
+    for old, added in zip(cache.layers, new.layers):
+        old.keys = cat_left_padded(old.keys, added.keys, width, dim=-2)
+        old.values = cat_left_padded(old.values, added.values, width, dim=-2)
+    return cat_left_padded(mask, new_mask, width, dim=-1)
+
+
+def keep_rows(cache: Any, mask: Any, keep: list[int]) -> Any:
+    """Only the rows `keep` stay in the cache, and leading columns that none of them uses are trimmed; returns their
+    mask."""
+    import torch
+
+    index = torch.tensor(keep, dtype=torch.long, device=mask.device)
+    used = mask.index_select(0, index)
+    start = int(used.any(dim=0).nonzero()[0])
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(0, index)[..., start:, :]
+        layer.values = layer.values.index_select(0, index)[..., start:, :]
+    return used[:, start:]

@@ -33,7 +33,7 @@ from ..utils.log import get_logger
 from .engine import QueueFullError, ShuttingDownError
 from .sampling import SamplingParams, choose_tokens
 from .shutdown import IDLE_EXIT_S, stop_at_exit
-from .kv_cache import cache_name, cat_left_padded, new_cache
+from .kv_cache import cache_name, keep_rows, new_cache, splice_rows
 from .prefix_cache import PrefixCache
 from .worker import Job, finish_cancelled, run_job
 
@@ -171,9 +171,8 @@ class Scheduler:
 
     def _gather_arrivals(self) -> None:
         """An idle batch is about to start (called holding the lock). Requests sent together (an evaluation, a
-        client's burst) arrive one by one, each encoded by its own caller first: wait while they keep coming, at most
-        ARRIVAL_WAIT_S in all and ARRIVAL_GAP_S after the last one, so that they prefill as one batch rather than the
-        first alone and the rest a forward later. A lone request waits ARRIVAL_GAP_S."""
+        burst) arrive one by one, each encoded by its caller: wait while they keep coming (ARRIVAL_WAIT_S at most,
+        ARRIVAL_GAP_S after the last), so they prefill as one batch, not the first alone and the rest a forward later."""
         deadline = time.monotonic() + ARRIVAL_WAIT_S
         seen = len(self.waiting)
         while seen < self.max_batch_size and not (self.stopping or self.jobs):
@@ -380,20 +379,14 @@ class Scheduler:
             for s in finished:
                 s.on_finish(s, None)
 
-    # ---- KV cache surgery ---------------------------------------------------------------------
+    # ---- KV cache surgery (kv_cache.py) -----------------------------------------------------------
     def _merge(self, cache: Any, mask: Any) -> None:
         if not self.rows:
             self.cache, self.mask = cache, mask
             return
-        width = max(self.mask.shape[1], mask.shape[1])
-        for old, new in zip(self.cache.layers, cache.layers):
-            old.keys = cat_left_padded(old.keys, new.keys, width, dim=-2)
-            old.values = cat_left_padded(old.values, new.values, width, dim=-2)
-        self.mask = cat_left_padded(self.mask, mask, width, dim=-1)
+        self.mask = splice_rows(self.cache, self.mask, cache, mask)
 
     def _evict(self, finished: list[Sequence]) -> None:
-        import torch
-
         gone = {id(s) for s in finished}
         keep = [i for i, s in enumerate(self.rows) if id(s) not in gone]
         self.rows = [self.rows[i] for i in keep]
@@ -401,13 +394,7 @@ class Scheduler:
             self.cache, self.mask = None, None
             self._forget_prefix()
             return
-        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-        used = self.mask.index_select(0, index)
-        start = int(used.any(dim=0).nonzero()[0])  # leading columns that no remaining row uses
-        for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[..., start:, :]
-            layer.values = layer.values.index_select(0, index)[..., start:, :]
-        self.mask = used[:, start:]
+        self.mask = keep_rows(self.cache, self.mask, keep)
 
     def _device(self) -> Any:
         return next(self.model.parameters()).device
