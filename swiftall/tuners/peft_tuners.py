@@ -133,9 +133,6 @@ def apply(model: Any, args: Any, family: Any = None, train_rows: Any = None) -> 
         where = f"--target_regex {args.target_regex}" if getattr(args, "target_regex", None) else \
             f"--target_modules {' '.join(args.target_modules)}"
         raise ConfigError(f"--train_type {args.train_type} ({where}): {exc}") from None
-    from .cpu_dropout import install
-
-    install(wrapped)   # LoRA's dropout masks drawn faster on a CPU (cpu_dropout.py)
     if _init_weights(args) == "eva":
         _eva(wrapped, train_rows)
     if _init_weights(args) in ("pissa", "olora") or str(_init_weights(args)).startswith("pissa_niter_"):
