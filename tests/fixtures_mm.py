@@ -300,6 +300,22 @@ BUILDERS: dict[str, Callable[[Path, Path], Path]] = {
 
 
 # ---- media --------------------------------------------------------------------------------------
+def redraw_qwen2_vl(folder: Path, std: float, seed: int = 0) -> Path:
+    """Redraw a tiny Qwen2-VL's matrices at `std` and save it again: at the builders' 0.02 every input gives nearly
+    the same hidden states, so answers and vectors barely depend on the image."""
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+
+    model = Qwen2VLForConditionalGeneration.from_pretrained(folder)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+    model.save_pretrained(folder)
+    return folder
+
+
 def write_image(path: Path, size: tuple[int, int] = (56, 56), seed: int = 0) -> Path:
     from PIL import Image
 

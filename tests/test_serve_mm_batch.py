@@ -22,18 +22,10 @@ GREEDY = RequestConfig(max_new_tokens=10, temperature=0, ignore_eos=True)
 def qwen_dir(smol_dir, tmp_path_factory):
     """A tiny Qwen2-VL whose weights are drawn wide enough (std 0.3) that its answers depend on the image, the
     question and the positions (at the default std 0.02 every answer repeats one token), and two images."""
-    from fixtures_mm import BUILDERS, write_image
-    from transformers import Qwen2VLForConditionalGeneration
+    from fixtures_mm import BUILDERS, redraw_qwen2_vl, write_image
 
     root = tmp_path_factory.mktemp("qwen2_vl_batch")
-    folder = BUILDERS["qwen2_vl"](smol_dir, root / "model")
-    model = Qwen2VLForConditionalGeneration.from_pretrained(folder)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    model.save_pretrained(folder)
+    folder = redraw_qwen2_vl(BUILDERS["qwen2_vl"](smol_dir, root / "model"), 0.3)
     return folder, [str(write_image(root / "a.png", (56, 56))), str(write_image(root / "b.png", (84, 56), seed=3))]
 
 

@@ -100,6 +100,28 @@ def validate_media(row: Row, sample: dict[str, Any]) -> None:
                 raise DataError(f"{row.where}: field '{field}[{j}]' is null; give a path or URL")
 
 
+def check_media_items(row: Row, field: str, kind: str, items: Any, texts: list[str]) -> list:
+    """One list of `kind` media (images, audios, videos) that goes with `texts`, named `field` in errors (e.g.
+    'positive_images[1]'), checked as validate_media checks a row's: its tags match its count (no tags: the media go
+    first), local paths resolve against the dataset file's folder and are read as their kind. Returns the list
+    with resolved paths."""
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list):
+        raise DataError(f"{row.where}: field '{field}' must be a list of paths or URLs, got {type(items).__name__}")
+    tag = MEDIA[kind]
+    tags = sum(len(re.findall(re.escape(tag), t)) for t in texts if isinstance(t, str))
+    if tags and tags != len(items):
+        raise DataError(f"{row.where}: field '{field}': {tags} {tag} tag(s) in the text but {len(items)} {kind}; give "
+                        f"one {kind[:-1]} per tag")
+    out = []
+    for j, item in enumerate(items):
+        if item is None:
+            raise DataError(f"{row.where}: field '{field}[{j}]' is null; give a path or URL")
+        out.append(_check_media_path(row, f"{field}[{j}]", item, kind) if isinstance(item, str) else item)
+    return out
+
+
 def _check_media_path(row: Row, where: str, item: str, field: str) -> str:
     if item.startswith(("http://", "https://", "data:", "file://")):
         return item

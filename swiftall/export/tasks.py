@@ -1,15 +1,19 @@
 """Merged exports of task runs (`--task_type seq_cls|embedding|reranker`): the classifier saves as a
 `*ForSequenceClassification` folder transformers loads with its labels; the embedding model saves as its backbone
 plus sentence-transformers' module files (pooling, normalisation), so `SentenceTransformer(dir)` gives the vectors
-swiftall gives."""
+swiftall gives (a multimodal model's texts; its images are embedded by swiftall, which the folder loads in)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..models import load_tokenizer
 from ..models.device import resolve_dtype
 from ..models.tasks import TaskSpec, hidden_size, load_task_model
+from ..utils.log import get_logger
+
+logger = get_logger(__name__)
 
 
 def merge_task(info: Any, spec: TaskSpec, adapters: Sequence[str], output_dir: Path, torch_dtype: str = "auto",
@@ -19,7 +23,10 @@ def merge_task(info: Any, spec: TaskSpec, adapters: Sequence[str], output_dir: P
 
     adapter = adapters[0].split("=", 1)[-1]
     source = adapter if (Path(adapter) / "tokenizer_config.json").is_file() else info.path
-    tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+    if info.family is not None and info.family.multimodal:  # the processor too, saved with the tokenizer
+        tokenizer = load_tokenizer(info, trust_remote_code)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
     model = load_task_model(info.path, spec, resolve_dtype(torch_dtype), None, trust_remote_code,
                             tokenizer.pad_token_id or tokenizer.eos_token_id)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
@@ -29,6 +36,10 @@ def merge_task(info: Any, spec: TaskSpec, adapters: Sequence[str], output_dir: P
     spec.save(output_dir)
     if spec.task_type == "embedding":
         write_sentence_transformers(output_dir, spec)
+        if info.family is not None and info.family.multimodal:
+            logger.info(f"{output_dir}: SentenceTransformer(dir) embeds texts only (its modules declare the text "
+                        "modality: sentence-transformers renders images its own way); embed images with swiftall "
+                        "(InferEngine(dir).embed, swiftall deploy), which gives the adapter's vectors")
     return output_dir
 
 

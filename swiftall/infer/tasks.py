@@ -2,8 +2,9 @@
 reranker (`rerank`) models, trained with `swiftall sft --task_type ...` or given as a folder.
 
 Texts are encoded, pooled and scored by swiftall.models.tasks, the code training used, so a served model gives
-the vectors and scores it was evaluated with. Which task a folder holds is read from the run
-(`swiftall_task.json`), else from the folder itself (a `*ForSequenceClassification` config, or a
+the vectors and scores it was evaluated with; items with images, audio or video (`embed` on a multimodal model)
+are encoded by its processor as training encoded them (templates/task_media.py). Which task a folder holds is read
+from the run (`swiftall_task.json`), else from the folder itself (a `*ForSequenceClassification` config, or a
 sentence-transformers `modules.json`)."""
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from ..models.tasks import (TaskSpec, embed_batch, encode, encode_pairs, load_task_model, pad, pair_scorer,
-                            scores_batch, truncate_dims)
+from ..models.tasks import (TaskSpec, embed_batch, encode, encode_pairs, is_media, load_task_model, pad,
+                            pair_scorer, scores_batch, truncate_dims)
+from ..templates.task_media import as_item, media_encoder
 from ..utils.errors import ConfigError
 from .engine import Engine, InferResponse, RequestConfig
 
@@ -57,18 +59,24 @@ def _from_folder(folder: Path) -> Optional[TaskSpec]:
 class TaskEngine(Engine):
     """embed / classify / rerank over one model (and at most one adapter); `infer` is refused by name."""
 
+    embeds_messages = True  # /v1/embeddings may send chat messages (with media) as one item
+
     def __init__(self, model: Any, tokenizer: Any, spec: TaskSpec, max_batch_size: int = 16,
-                 max_length: Optional[int] = None):
+                 max_length: Optional[int] = None, media: Any = None):
         self.model, self.tokenizer, self.spec = model.eval(), tokenizer, spec
         self.max_batch_size = max(1, max_batch_size)
         self.max_length = max_length or spec.max_length
+        self.media = media if media is not None else media_encoder(tokenizer, None, self.max_length)
         self.lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, model_path: Any, adapters: Sequence[str] = (), spec: Optional[TaskSpec] = None,
                         torch_dtype: str = "auto", attn_impl: Optional[str] = None, trust_remote_code: bool = False,
                         max_batch_size: int = 16, max_length: Optional[int] = None, tokenizer: Any = None,
-                        device: Optional[str] = None) -> "TaskEngine":
+                        device: Optional[str] = None, info: Any = None,
+                        media_options: Optional[dict[str, Any]] = None) -> "TaskEngine":
+        """`info`: the model's ModelInfo (resolved from the folder when not given); a multimodal family loads its
+        processor, which encodes items with media. `media_options`: max_pixels, min_pixels, fps, max_frames."""
         from ..models.device import default_device, resolve_attn, resolve_dtype
 
         spec = spec or detect_task(model_path, adapters)
@@ -76,6 +84,15 @@ class TaskEngine(Engine):
             raise ConfigError(f"{model_path}: not an embedding, classification or reranker model; give task_type")
         if len(adapters) > 1:
             raise ConfigError(f"a {spec.task_type} model is served with one adapter, got {len(adapters)}")
+        if info is None and Path(str(model_path)).is_dir():
+            from ..models import resolve_model
+
+            info = resolve_model(str(model_path))
+        family = getattr(info, "family", None)
+        if tokenizer is None and family is not None and family.multimodal:
+            from ..models import load_tokenizer
+
+            tokenizer = load_tokenizer(info, trust_remote_code)  # the processor's, with the processor attached
         if tokenizer is None:
             from transformers import AutoTokenizer
 
@@ -89,14 +106,23 @@ class TaskEngine(Engine):
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapters[0].split("=", 1)[-1])
-        return cls(model.to(device or default_device()), tokenizer, spec, max_batch_size, max_length)
+        max_length = max_length or spec.max_length
+        media = media_encoder(tokenizer, info, max_length, media_options)
+        return cls(model.to(device or default_device()), tokenizer, spec, max_batch_size, max_length, media)
 
     # ---- the three calls --------------------------------------------------------------------------
     def embed(self, texts: Sequence[Any], adapter: Optional[str] = None, dimensions: Optional[int] = None
               ) -> list[list[float]]:
-        """One L2-normalised vector per text (or message list); `dimensions` keeps the first N, normalised."""
+        """One L2-normalised vector per item; `dimensions` keeps the first N, normalised. An item is a text, a
+        list of {role, content} messages, or (a multimodal model) an item with media: a dict {"text"|"messages",
+        "images", "audios", "videos"} (paths, URLs, data URLs, PIL images) or messages whose content holds
+        `<image>` tags or OpenAI content parts (`image_url`, ...). Text and media items may share a call."""
         self._need("embedding", "embed")
-        vectors = self._run(lambda m, b: embed_batch(m, b, self.spec.pooling), encode(self.tokenizer, texts,
+        items = [as_item(item, f"item {i}") for i, item in enumerate(texts)]
+        for item in items:
+            if is_media(item):
+                self.media.check(item, item["source"])
+        vectors = self._run(lambda m, b: embed_batch(m, b, self.spec.pooling), encode(self.tokenizer, items,
                                                                                        self.max_length))
         return truncate_dims(vectors, dimensions).tolist()
 
@@ -136,15 +162,16 @@ class TaskEngine(Engine):
                               f"{task} model "
                               f"({_CALLS[self.spec.task_type]} is what it does)")
 
-    def _run(self, fn: Any, rows: list[list[int]]) -> Any:
+    def _run(self, fn: Any, rows: list[Any]) -> Any:
+        """fn over the rows (token ids, or media items encoded here batch by batch), stacked."""
         import torch
 
         device = next(self.model.parameters()).device
         out = []
         with self.lock, torch.inference_mode():
             for i in range(0, len(rows), self.max_batch_size):
-                batch = {k: v.to(device) for k, v in pad(rows[i: i + self.max_batch_size],
-                                                         self.tokenizer.pad_token_id).items()}
+                chunk = self.media.rows(rows[i: i + self.max_batch_size])
+                batch = {k: v.to(device) for k, v in pad(chunk, self.tokenizer.pad_token_id).items()}
                 out.append(fn(self.model, batch).float().cpu())
         return torch.cat(out) if out else torch.zeros((0, 1))
 

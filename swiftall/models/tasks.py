@@ -8,7 +8,10 @@ score a text the same way.
   answer's first position, so it starts from what the model knows instead of a fresh head.
 - embedding: the backbone (`AutoModel`, no LM head) and a pooling of its last hidden states (last token, mean or
   first token), L2-normalised. Texts are tokenized as the tokenizer does by default (no extra tokens), which is
-  also what sentence-transformers does, so an exported model gives the same vectors there.
+  also what sentence-transformers does, so an exported model gives the same vectors there. An item with images,
+  audio or video (a media item, `{"messages": [...], "images": [...], ...}`) is encoded by the multimodal model's
+  processor (templates/task_media.py) into input ids plus its media tensors (pixel values, grid sizes), which
+  `pad` batches beside text rows and the backbone's forward takes.
 
 `TaskSpec` is what a run records (`swiftall_task.json` beside the weights) so infer, deploy and export know it.
 """
@@ -22,7 +25,17 @@ from typing import Any, Optional, Sequence, Union
 from ..utils.errors import ConfigError
 
 TASK_FILE = "swiftall_task.json"
-Text = Union[str, list]  # a text, or a list of {role, content} messages
+Text = Union[str, list, dict]  # a text, a list of {role, content} messages, or a media item
+MEDIA_KINDS = ("images", "audios", "videos")
+
+
+def is_media(item: Any) -> bool:
+    """A media item: {"messages": [...], "images"|"audios"|"videos": [...]} (not yet encoded)."""
+    return isinstance(item, dict) and "messages" in item
+
+
+def media_kinds(item: Any) -> list[str]:
+    return [k for k in MEDIA_KINDS if is_media(item) and item.get(k)]
 
 
 @dataclass
@@ -93,10 +106,19 @@ def pair_text(query: str, document: str) -> str:
     return f"Query: {query}\nDocument: {document}"
 
 
-def encode(tokenizer: Any, items: Sequence[Text], max_length: Optional[int] = None) -> list[list[int]]:
-    texts = [render(tokenizer, item) for item in items]
-    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
-    return [row[:max_length] if max_length else row for row in ids]
+def encode(tokenizer: Any, items: Sequence[Text], max_length: Optional[int] = None) -> list[Any]:
+    """Token ids of each text item; media items are passed on as they are (the processor encodes them when their
+    batch is built, templates/task_media.py)."""
+    texts = [render(tokenizer, item) for item in items if not is_media(item)]
+    ids = iter(tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else [])
+    out: list[Any] = []
+    for item in items:
+        if is_media(item):
+            out.append(item)
+            continue
+        row = next(ids)
+        out.append(row[:max_length] if max_length else row)
+    return out
 
 
 JUDGE_SYSTEM = ('Judge whether the Document meets the requirements based on the Query provided. Note that the answer '
@@ -133,17 +155,47 @@ def yes_no_ids(tokenizer: Any) -> list[int]:
     return [ids[0][0], ids[1][0]]
 
 
-def pad(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
-    """Right-padded input_ids and attention_mask tensors."""
+def pad(rows: Sequence[Any], pad_id: int) -> dict[str, Any]:
+    """Right-padded input_ids and attention_mask tensors. A row may be an encoded media item ({"input_ids": [...],
+    "pixel_values": ..., ...}): its media tensors are joined with the other media rows' along the first dimension
+    (in row order, as the models take them), per-token inputs (`*type_ids`) padded like the ids."""
     import torch
 
-    width = max(len(r) for r in rows)
+    ids_of = [r["input_ids"] if isinstance(r, dict) else r for r in rows]
+    width = max(len(r) for r in ids_of)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
+    for i, row in enumerate(ids_of):
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    batch = {"input_ids": ids, "attention_mask": mask}
+    media = [(i, r) for i, r in enumerate(rows) if isinstance(r, dict)]
+    for key in sorted({k for _, r in media for k in r} - {"input_ids", "source"}):
+        values = [(i, r[key]) for i, r in media if key in r]
+        if "type_ids" in key:
+            padded = torch.zeros((len(rows), width), dtype=values[0][1].dtype)
+            for i, value in values:
+                padded[i, : value.shape[-1]] = value.reshape(-1)
+            batch[key] = padded
+        else:
+            batch[key] = cat_padded([v for _, v in values])
+    return batch
+
+
+def cat_padded(values: list) -> Any:
+    """Tensors joined along dim 0; trailing sizes that differ are zero-padded to the largest (media tensors of
+    several rows: pixel values, audio features)."""
+    import torch
+
+    if len({tuple(v.shape[1:]) for v in values}) == 1:
+        return torch.cat(values)
+    shape = [max(v.shape[d] for v in values) for d in range(1, values[0].ndim)]
+    out = []
+    for v in values:
+        padded = torch.zeros((v.shape[0], *shape), dtype=v.dtype)
+        padded[(slice(None), *[slice(0, n) for n in v.shape[1:]])] = v
+        out.append(padded)
+    return torch.cat(out)
 
 
 # ---- forward passes --------------------------------------------------------------------------------
@@ -164,7 +216,11 @@ def pool(hidden: Any, mask: Any, how: str) -> Any:
 
 
 def embed_batch(model: Any, batch: dict[str, Any], pooling: str) -> Any:
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    """Pooled vectors of a padded batch; media inputs (pixel_values, image_grid_thw, ...) go to the backbone too."""
+    media = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
+    if media:
+        media["use_cache"] = False
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **media)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     return pool(hidden, batch["attention_mask"], pooling)
 

@@ -10,10 +10,11 @@ from typing import Any, Optional
 from ..data import read_rows
 from ..data.convert import rename_columns
 from ..infer.tasks import TaskEngine, detect_task
-from ..models.tasks import TaskSpec
+from ..models.tasks import MEDIA_KINDS, TaskSpec, is_media, media_kinds
+from ..train.tasks.rows import anchor_item
 from ..utils.errors import ConfigError, DataError
 from ..utils.log import get_logger
-from .common import model_info
+from .common import check_media_before_loading, model_info
 
 logger = get_logger(__name__)
 
@@ -29,13 +30,16 @@ def build_task_engine(cfg: Any, info: Any, spec: TaskSpec) -> TaskEngine:
     return TaskEngine.from_pretrained(info.path, cfg.adapters, spec, torch_dtype=cfg.torch_dtype,
                                       attn_impl=cfg.attn_impl, trust_remote_code=cfg.trust_remote_code,
                                       max_batch_size=getattr(cfg, "max_batch_size", 16) or 16,
-                                      max_length=getattr(cfg, "max_length", None))
+                                      max_length=getattr(cfg, "max_length", None), info=info,
+                                      media_options=cfg.media_options() if hasattr(cfg, "media_options") else None)
 
 
 def task_infer(cfg: Any, spec: TaskSpec) -> Any:
     """--query: print the label/vector (reranker: give rows instead); --val_dataset: one result row per row."""
     specs = cfg.val_dataset or cfg.dataset
     rows = [_row(r, cfg, spec) for r in read_rows(specs, cfg)] if specs else None  # bad rows fail before loading
+    kinds = {k for _, item in rows or [] if is_media(item) for k in media_kinds(item)}
+    check_media_before_loading(cfg, {k: [k] for k in kinds})  # images for a text-only model
     if rows is None and (cfg.query is None or spec.task_type == "reranker"):
         need = "--val_dataset rows {query, documents}" if spec.task_type == "reranker" else "--query TEXT or " \
             "--val_dataset rows"
@@ -59,6 +63,9 @@ def _row(row: Any, cfg: Any, spec: TaskSpec) -> tuple[dict, Any]:
     original = dict(row.data)
     rename_columns(row, cfg.columns)
     data = row.data
+    if spec.task_type == "embedding" and any(data.get(f"{p}{k}") for p in ("", "query_", "anchor_")
+                                             for k in MEDIA_KINDS):
+        return original, anchor_item(row)[1]  # the query with its images (paths checked, relative to the file)
     text = next((data[k] for k in ("query", "text", "anchor", "messages") if data.get(k)), None)
     if text is None:
         raise DataError(f"{row.where}: no text: give 'query', 'text' or 'messages'")

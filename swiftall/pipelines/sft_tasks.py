@@ -10,6 +10,7 @@ from typing import Any
 from ..models import load_tokenizer
 from ..models.device import default_device, resolve_attn, resolve_dtype
 from ..models.tasks import TaskSpec, hidden_size, load_task_model, peft_task_type
+from ..templates.task_media import media_encoder
 from ..train.outputs import check_output_dir, create_output_dir, output_dir_for, resolve_resume, say_how_to_resume
 from ..train.plots import write_plots
 from ..train.tasks.data import build_task_data
@@ -55,8 +56,10 @@ def task_main(cfg: Any, started: float) -> dict[str, Any]:
     output_dir = output_dir_for(cfg.output_dir, info.name, resume)
     cfg.output_dir = str(output_dir)
     spec = TaskSpec.from_config(cfg)
-    tokenizer = load_tokenizer(info, cfg.trust_remote_code)
-    data = build_task_data(cfg, tokenizer, spec)  # bad rows stop here, before the model loads
+    tokenizer = load_tokenizer(info, cfg.trust_remote_code)  # a multimodal model's: its processor attached
+    media = media_encoder(tokenizer, info, cfg.max_length, cfg.media_options()) if spec.task_type == "embedding" \
+        else None
+    data = build_task_data(cfg, tokenizer, spec, media)  # bad rows stop here, before the model loads
     create_output_dir(output_dir)
     _write_run_files(cfg, info, spec, output_dir)
     cfg.resolved_dtype = resolve_dtype(cfg.torch_dtype)
@@ -65,7 +68,7 @@ def task_main(cfg: Any, started: float) -> dict[str, Any]:
     model = apply_task_tuner(model, cfg, info.family)
     trainable, total = count_parameters(model)
     logger.info(f"{cfg.task_type} model {info.name}; trainable parameters {trainable:,} of {total:,}")
-    trainer = build_task_trainer(model, tokenizer, cfg, spec, data, output_dir, started)
+    trainer = build_task_trainer(model, tokenizer, cfg, spec, data, output_dir, started, media)
     before = trainer.evaluate() if data.val else {}
     try:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -118,8 +121,28 @@ def apply_task_tuner(model: Any, cfg: Any, family: Any) -> Any:
 
     from ..tuners.peft_tuners import peft_config
 
-    config = peft_config(cfg, model, family, task_type=peft_task_type(TaskSpec.from_config(cfg)))
+    config = peft_config(cfg, model, backbone_family(model, family),
+                         task_type=peft_task_type(TaskSpec.from_config(cfg)))
     try:
         return get_peft_model(model, config)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"--train_type {cfg.train_type} on this {cfg.task_type} model: {exc}") from None
+
+
+def backbone_family(model: Any, family: Any) -> Any:
+    """A multimodal family names its parts as they sit in its *ForConditionalGeneration model ("model.visual",
+    "model.language_model"); an embedding model is that model's inner backbone (AutoModel), whose names have no
+    "model." in front. The family with its prefixes as this model names them (so --freeze_vit and LoRA's
+    all-linear targets find the parts)."""
+    if family is None or not getattr(family, "multimodal", False):
+        return family
+    import dataclasses
+
+    names = {name for name, _ in model.named_modules()}
+
+    def local(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(p[len("model."):] if p not in names and p.startswith("model.") and p[len("model."):] in names
+                     else p for p in prefixes)
+
+    return dataclasses.replace(family, vision_tower=local(family.vision_tower), aligner=local(family.aligner),
+                               language_model=local(family.language_model))

@@ -13,7 +13,8 @@ from typing import Any, AsyncIterator, Iterator, Optional
 from ..infer.engine import (BASE_MODEL, Engine, InferRequest, InferResponse, QueueFullError, RequestConfig,
                             ShuttingDownError)
 from ..templates import TemplateError
-from ..utils.errors import ConfigError
+from ..templates.tags import TAG_RE
+from ..utils.errors import ConfigError, DataError
 from .completions import Completions, check_token_ids
 from .errors import ApiError
 from .media import MAX_MEDIA_BYTES, MEDIA_TIMEOUT_S, check_media_url, download_media
@@ -191,15 +192,23 @@ class Handlers:
     # ---- embeddings ---------------------------------------------------------------------------
     async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
         adapter = self.adapter_for(body.model)
-        texts = self._embedding_texts(body.input)
+        if body.messages is not None:  # vLLM's chat form: one item, its media fetched as chat requests' are
+            item = await self._embedding_item(body)
+            texts: list[Any] = [item]
+            counted = [TAG_RE.sub("", m["content"]) for m in item["messages"] if m["content"]]
+        else:
+            texts = counted = self._embedding_texts(body.input)
         with engine_errors():  # embeddings queue on the scheduler's thread: full is a 429, closing a 503
             try:
                 vectors = await asyncio.to_thread(self.engine.embed, texts, adapter)
             except NotImplementedError as exc:
                 raise ApiError(400, str(exc), "model", "unsupported") from None
             except ConfigError as exc:
-                raise ApiError(400, str(exc), "input", "context_length_exceeded") from None
-        tokens = sum(self.engine_tokens(t) for t in texts)
+                raise ApiError(400, str(exc), "input" if body.messages is None else "messages",
+                               "context_length_exceeded" if body.messages is None else "invalid_value") from None
+            except DataError as exc:  # media that cannot be read, a cut through an image's tokens
+                raise ApiError(400, str(exc), "messages", "invalid_media") from None
+        tokens = sum(self.engine_tokens(t) for t in counted)
         data = []
         for i, v in enumerate(vectors):
             v = shortened(v, body.dimensions)  # Matryoshka: the first N dimensions, a unit vector again
@@ -208,6 +217,18 @@ class Handlers:
             data.append({"object": "embedding", "index": i, "embedding": value})
         return {"object": "list", "data": data, "model": body.model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    async def _embedding_item(self, body: EmbeddingRequest) -> dict[str, Any]:
+        """The request's messages as one item {"messages", "images", ...}; media URLs checked and http(s) media
+        downloaded by the same rules as chat requests' (local paths only under --allow_local_media)."""
+        if not getattr(self.engine, "embeds_messages", False):
+            raise ApiError(400, "messages: chat-style embeddings need an embedding model; serve a run trained with "
+                           "--task_type embedding (or a model with --task_type embedding)", "messages", "unsupported")
+        messages, media, params = self._messages(body)
+        await download_media(media, self.settings.allow_private_media_urls, params, self.settings.max_media_bytes,
+                             self.settings.media_timeout_s)
+        return {"messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+                **{k: v for k, v in media.items() if v}}
 
     def _embedding_texts(self, value: Any) -> list[str]:
         tokenizer = getattr(self.engine, "tokenizer", None)

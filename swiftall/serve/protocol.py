@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Body(BaseModel):
@@ -71,8 +71,18 @@ class CompletionRequest(_Sampling):
 
 
 class EmbeddingRequest(_Body):
+    """OpenAI's `input`, or vLLM's chat form: `messages` (content parts may be image_url, input_audio, video_url),
+    embedded as one item by an embedding model."""
+
     model: str
-    input: Union[str, list[str], list[int], list[list[int]]]
+    input: Optional[Union[str, list[str], list[int], list[list[int]]]] = None
+    messages: Optional[list[ChatMessage]] = Field(None, min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Optional[int] = Field(None, ge=1)
     user: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "EmbeddingRequest":
+        if (self.input is None) == (self.messages is None):
+            raise ValueError("give either 'input' (texts or token ids) or 'messages' (a chat, media parts allowed)")
+        return self

@@ -19,6 +19,7 @@ import difflib
 from typing import Any, Optional
 
 from ..models.registry import BoxFormat
+from ..models.tasks import cat_padded
 from .encode import IGNORE, Encoded, Template, TemplateError, TooLongError
 from .grounding import fill_objects, parse_objects
 from .media import MediaError, MediaOptions, load_media
@@ -134,12 +135,13 @@ class MultimodalTemplate(Template):
                                      max_pixels=high)
         return width, height
 
-    def _process(self, text: str, loaded: dict[str, list]) -> dict[str, Any]:
+    def _process(self, text: str, loaded: dict[str, list], add_special_tokens: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {PROCESSOR_KEYS[k]: v for k, v in loaded.items() if v}
         if loaded.get("audios"):
             kwargs["sampling_rate"] = self.media_options.sampling_rate
         try:
-            return dict(self.processor(text=[text], return_tensors="pt", add_special_tokens=False, **kwargs))
+            return dict(self.processor(text=[text], return_tensors="pt", add_special_tokens=add_special_tokens,
+                                       **kwargs))
         except MediaError:
             raise
         except (ValueError, TypeError, IndexError, RuntimeError) as exc:
@@ -305,21 +307,7 @@ class MultimodalCollator:
                         padded[i, :row[key].shape[-1]] = row[key][0]
                 batch[key] = padded
             elif all(torch.is_tensor(v) for v in values):
-                batch[key] = _cat_padded(values)
+                batch[key] = cat_padded(values)
             elif all(isinstance(v, list) for v in values):
                 batch[key] = [x for v in values for x in v]
         return batch
-
-
-def _cat_padded(values: list) -> Any:
-    import torch
-
-    if len({tuple(v.shape[1:]) for v in values}) == 1:
-        return torch.cat(values)
-    shape = [max(v.shape[d] for v in values) for d in range(1, values[0].ndim)]
-    out = []
-    for v in values:
-        pad = torch.zeros((v.shape[0], *shape), dtype=v.dtype)
-        pad[(slice(None), *[slice(0, s) for s in v.shape[1:]])] = v
-        out.append(pad)
-    return torch.cat(out)

@@ -26,10 +26,14 @@ class SeqClsCollator:
 
 class EmbeddingCollator:
     """anchors (one per row), docs (each row's drawn positive, then its negatives), doc_row (the row a doc belongs
-    to), is_pos and target (the positive's similarity: its row's label, else 1; negatives 0)."""
+    to), is_pos and target (the positive's similarity: its row's label, else 1; negatives 0). Media items are
+    encoded here by `media` (a MediaEncoder: pixel values and grid sizes join the padded ids)."""
 
-    def __init__(self, pad_id: int, seed: int = 42):
-        self.pad_id, self.rng = pad_id, random.Random(seed)
+    def __init__(self, pad_id: int, seed: int = 42, media: Any = None):
+        self.pad_id, self.rng, self.media = pad_id, random.Random(seed), media
+
+    def _pad(self, items: list) -> dict[str, Any]:
+        return pad(self.media.rows(items) if self.media is not None else items, self.pad_id)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -42,7 +46,7 @@ class EmbeddingCollator:
                 doc_row.append(i)
                 is_pos.append(pos)
                 target.append(label if pos else 0.0)
-        return {"anchor": pad([r["anchor"] for r in rows], self.pad_id), "docs": pad(docs, self.pad_id),
+        return {"anchor": self._pad([r["anchor"] for r in rows]), "docs": self._pad(docs),
                 "doc_row": torch.tensor(doc_row), "is_pos": torch.tensor(is_pos),
                 "target": torch.tensor(target, dtype=torch.float)}
 
@@ -69,9 +73,9 @@ class RerankerCollator:
         return batch
 
 
-def task_collator(spec: Any, pad_id: int, seed: int) -> Any:
+def task_collator(spec: Any, pad_id: int, seed: int, media: Any = None) -> Any:
     if spec.task_type == "seq_cls":
         return SeqClsCollator(pad_id, spec.problem_type)
     if spec.task_type == "embedding":
-        return EmbeddingCollator(pad_id, seed)
+        return EmbeddingCollator(pad_id, seed, media)
     return RerankerCollator(pad_id, seed)

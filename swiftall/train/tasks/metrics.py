@@ -3,6 +3,7 @@ nDCG@10 for embedding (each validation query ranks the pool of every validation 
 reranker (each query ranks its own positives and negatives)."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Sequence
 
@@ -54,18 +55,25 @@ def embedding_rankings(query_vecs: np.ndarray, pool_vecs: np.ndarray, relevant: 
 
 
 def retrieval_pool(samples: list[dict[str, Any]]) -> tuple[list, list[set[int]]]:
-    """Distinct documents of every sample (positives and negatives), and each sample's relevant ones."""
-    index: dict[tuple, int] = {}
+    """Distinct documents of every sample (positives and negatives: token ids, or media items, the same document
+    whichever row gives it), and each sample's relevant ones."""
+    index: dict[Any, int] = {}
     docs: list = []
     relevant: list[set[int]] = []
     for s in samples:
         rel = set()
         for ids, is_pos in [*[(p, True) for p in s["positives"]], *[(n, False) for n in s["negatives"]]]:
-            key = tuple(ids)
+            key = _doc_key(ids)
             if key not in index:
                 index[key] = len(docs)
-                docs.append(list(ids))
+                docs.append(ids if isinstance(ids, dict) else list(ids))
             if is_pos:
                 rel.add(index[key])
         relevant.append(rel)
     return docs, relevant
+
+
+def _doc_key(doc: Any) -> Any:
+    if isinstance(doc, dict):  # a media item: its text and media, not the row it came from
+        return json.dumps({k: v for k, v in doc.items() if k != "source"}, sort_keys=True, default=str)
+    return tuple(doc)

@@ -6,64 +6,153 @@
   and ms-swift's {"messages": [...], "positive_messages": [[...]], "negative_messages": [[...], ...]}; a row whose
   `messages` end with an assistant turn and that has no positive uses that answer as its positive. For the
   cosine/contrastive losses a float `label` (0-1) scores the row's positive instead of 1.
+- embedding rows may carry media: the query's `images`/`audios`/`videos` (or `query_images`, `anchor_images`, ...),
+  each document's `positive_images`/`negative_images` (one entry per document: a path, a list of paths, or [] for
+  none; ms-swift's [["b.png"], ...]), and content parts (`image_url`, ...) inside messages. They are checked as chat
+  rows' media are (data/validate.py: tags against counts, paths resolved against the dataset file's folder, files
+  read as their kind); an item with media becomes {"messages", "images", ..., "source"} (models/tasks.py).
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Optional
 
+from ...data.convert import join_parts
 from ...data.read import Row
+from ...data.validate import check_media_items
+from ...models.tasks import MEDIA_KINDS
 from ...utils.errors import DataError
 
 TEXT_FIELDS = ("query", "anchor", "text", "messages", "conversations")
+POSITIVE_FIELDS = ("positive", "positive_messages", "positives", "response")
+NEGATIVE_FIELDS = ("negative", "negative_messages", "negatives")
+Media = dict[str, tuple[str, list]]  # kind -> (the field that gives them, its items)
 
 
-def _text(row: Row, field: str, value: Any) -> Any:
-    """A text or a non-empty list of {role, content} messages."""
+def _text(row: Row, field: str, value: Any, parts: Optional[dict[str, list]] = None) -> Any:
+    """A text or a non-empty list of {role, content} messages; media given as content parts (image_url, ...) are
+    collected into `parts` and leave a tag in the text."""
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, list) and value and all(isinstance(m, dict) and "content" in m for m in value):
-        return [{"role": m.get("role", "user"), "content": str(m["content"])} for m in value]
+        out = []
+        for i, m in enumerate(value):
+            content = m["content"]
+            if isinstance(content, list):
+                content = join_parts(row, f"{field}[{i}]", content, parts if parts is not None else {})
+            out.append({"role": m.get("role", "user"), "content": str(content)})
+        return out
     raise DataError(f"{row.where}: field '{field}' must be a non-empty text or a list of {{role, content}} "
                     f"messages, got {value!r:.80}")
 
 
-def anchor_text(row: Row) -> tuple[str, Any]:
+def _anchor_field(row: Row) -> str:
     field = next((f for f in TEXT_FIELDS if f in row.data), None)
     if field is None:
         raise DataError(f"{row.where}: no text: give one of the fields {', '.join(TEXT_FIELDS)}")
+    return field
+
+
+def anchor_text(row: Row) -> tuple[str, Any]:
+    field = _anchor_field(row)
     return field, _text(row, field, row.data[field])
 
 
-def _texts(row: Row, field: str, value: Any) -> list:
-    """A text, a list of texts, or (for *_messages) a list of message lists."""
+def anchor_item(row: Row, task: str = "embedding") -> tuple[str, Any]:
+    """The row's query with its media (see the module's docstring): (its field, the item)."""
+    field = _anchor_field(row)
+    return field, _item(row, field, row.data[field], _anchor_media(row), task)
+
+
+def _anchor_media(row: Row) -> Media:
+    out: Media = {}
+    for kind in MEDIA_KINDS:
+        for name in (kind, f"query_{kind}", f"anchor_{kind}"):
+            if row.data.get(name) is None:
+                continue
+            if kind in out:
+                raise DataError(f"{row.where}: fields '{out[kind][0]}' and '{name}' both give the query's {kind}; "
+                                "give them in one field")
+            out[kind] = (name, row.data[name])
+    return out
+
+
+def _item(row: Row, field: str, value: Any, media: Media, task: str) -> Any:
+    """A text item, or (with media) {"messages", kind: [checked paths], "source"}; only embedding rows take media."""
+    parts: dict[str, list] = {}
+    text = _text(row, field, value, parts)
+    found = {kind: (name, [items] if isinstance(items, str) else items) for kind, (name, items) in media.items()
+             if items}
+    for kind, items in parts.items():
+        name, given = found.get(kind, (field, []))
+        found[kind] = (name, [*given, *items])
+    if not found:
+        return text
+    first = next(iter(found.values()))[0]
+    if task != "embedding":
+        raise DataError(f"{row.where}: field '{first}': --task_type {task} reads text only; rows with images, "
+                        "audio or video train --task_type embedding (on a multimodal model)")
+    messages = [{"role": "user", "content": text}] if isinstance(text, str) else text
+    if len(messages) == 1:
+        messages = [{**messages[0], "role": "user"}]  # one message is its content; its media go in it
+    texts = [m["content"] for m in messages]
+    item: dict[str, Any] = {"messages": messages}
+    for kind, (name, items) in found.items():
+        item[kind] = check_media_items(row, name, kind, items, texts)
+    item["source"] = f"{row.where}: field '{first}'"
+    return item
+
+
+def _raw_texts(row: Row, field: str, value: Any) -> list[tuple[str, Any]]:
+    """(field, value) of each document of a text, a list of texts, or (for *_messages) a list of message lists."""
     if isinstance(value, str):
-        return [_text(row, field, value)]
+        return [(field, value)]
     if not isinstance(value, list):
         raise DataError(f"{row.where}: field '{field}' must be a text or a list of texts, got {type(value).__name__}")
     if value and isinstance(value[0], dict):  # one message list
-        return [_text(row, field, value)]
-    return [_text(row, f"{field}[{i}]", v) for i, v in enumerate(value)]
+        return [(field, value)]
+    return [(f"{field}[{i}]", v) for i, v in enumerate(value)]
 
 
-def retrieval_sample(row: Row) -> dict[str, Any]:
-    """{"anchor", "positives", "negatives", "label"} of an embedding/reranker row."""
-    data = row.data
-    field, anchor = anchor_text(row)
-    positives: list = []
-    for name in ("positive", "positive_messages", "positives", "response"):
-        if data.get(name) is not None:
-            positives += _texts(row, name, data[name])
-    if not positives and isinstance(anchor, list) and len(anchor) > 1 and anchor[-1]["role"] == "assistant":
-        anchor, positives = anchor[:-1], [anchor[-1]["content"]]
+def _doc_media(row: Row, prefix: str, count: int) -> list[Media]:
+    """`{prefix}_images` (and audios, videos): one entry per document, in the order the documents are given."""
+    out: list[Media] = [{} for _ in range(count)]
+    for kind in MEDIA_KINDS:
+        name = f"{prefix}_{kind}"
+        value = row.data.get(name)
+        if value is None:
+            continue
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or len(value) != count:
+            got = f"{len(value)} entries" if isinstance(value, list) else f"a {type(value).__name__}"
+            raise DataError(f"{row.where}: field '{name}' has {got} but the row has {count} {prefix} document(s); "
+                            f"give one entry per document: a path, a list of paths, or [] for none "
+                            f"(e.g. [[\"a.png\", \"b.png\"], []])")
+        for i, entry in enumerate(value):
+            out[i][kind] = (f"{name}[{i}]", [] if entry is None else entry)
+    return out
+
+
+def _documents(row: Row, fields: tuple[str, ...], prefix: str, task: str) -> list:
+    raw = [pair for name in fields if row.data.get(name) is not None for pair in _raw_texts(row, name, row.data[name])]
+    return [_item(row, field, value, media, task) for (field, value), media in zip(raw, _doc_media(row, prefix,
+                                                                                                   len(raw)))]
+
+
+def retrieval_sample(row: Row, task: str = "embedding") -> dict[str, Any]:
+    """{"anchor", "positives", "negatives", "label"} of an embedding/reranker row (`task`: media only for
+    embedding)."""
+    field, anchor = anchor_item(row, task)
+    positives = _documents(row, POSITIVE_FIELDS, "positive", task)
+    messages = anchor["messages"] if isinstance(anchor, dict) else anchor
+    if not positives and isinstance(messages, list) and len(messages) > 1 and messages[-1]["role"] == "assistant":
+        positives = [messages[-1]["content"]]
+        anchor = {**anchor, "messages": messages[:-1]} if isinstance(anchor, dict) else messages[:-1]
     if not positives:
         raise DataError(f"{row.where}: no positive: give 'positive' (a text or a list of texts) or "
                         "'positive_messages' with at least one document that matches the "
                         f"'{field}'")
-    negatives: list = []
-    for name in ("negative", "negative_messages", "negatives"):
-        if data.get(name) is not None:
-            negatives += _texts(row, name, data[name])
+    negatives = _documents(row, NEGATIVE_FIELDS, "negative", task)
     return {"anchor": anchor, "positives": positives, "negatives": negatives, "label": _score(row)}
 
 
@@ -79,7 +168,7 @@ def _score(row: Row) -> Optional[float]:
 
 def classification_sample(row: Row, spec: Any) -> dict[str, Any]:
     """{"text", "label"} with the label checked against --num_labels/--problem_type/--label_names."""
-    _, text = anchor_text(row)
+    _, text = anchor_item(row, "seq_cls")
     if "label" not in row.data:
         raise DataError(f"{row.where}: no 'label' field; --task_type seq_cls rows need a label")
     return {"text": text, "label": _label(row, row.data["label"], spec)}
