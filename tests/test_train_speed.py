@@ -153,3 +153,18 @@ def test_liger_models_compute_their_own_loss():
     assert _accepts_logits_to_keep(model)
     model.swiftall_fused_loss = True  # what use_liger_kernel marks
     assert not _accepts_logits_to_keep(model)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_to_the_plain_losses(tiny_dir, tmp_path):
+    """--torch_compile (transformers' torch_compile: inductor) on padding-free rows: the model runs compiled and
+    trains to the plain path's losses (dropout off: inductor draws its own random masks)."""
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    plain = _step_losses(tiny_dir, tmp_path, "plain", lora_dropout=0.0)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = _step_losses(tiny_dir, tmp_path, "compiled", lora_dropout=0.0, torch_compile=True)
+    assert counters["stats"]["unique_graphs"] > 0   # the forward really ran as compiled graphs
+    assert len(set(plain)) > 1 and compiled == pytest.approx(plain, rel=1e-4)

@@ -106,6 +106,7 @@ def training_arguments(cfg: Any, output_dir: Path, has_eval: bool) -> TrainingAr
         use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False,
         disable_tqdm=False,
+        torch_compile=bool(getattr(cfg, "torch_compile", False)),
         **distributed_arguments(cfg, on_cpu=not torch.cuda.is_available()),  # --ddp_*, --deepspeed, --fsdp
     )
 
