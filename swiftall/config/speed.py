@@ -14,8 +14,8 @@ class SpeedSection(Section):
     lean_lora: bool = arg(False, "LoRA on CPU: dropout and lora_A in one step that keeps a one-byte mask for "
                           "backward instead of a float mask and a dropped copy of the input (same masks, same "
                           "losses; 19% fewer saved activation bytes on SmolLM2-135M, peak RSS unchanged there)")
-    torch_compile: bool = arg(False, "torch.compile the model for training (transformers' torch_compile; "
-                              "inductor, dynamic shapes); the first steps of each new shape compile")
+    torch_compile: bool = arg(False, "torch.compile the model for training (transformers' torch_compile, inductor); "
+                              "the first step compiles, and a new batch shape may compile again")
     use_liger_kernel: bool = arg(False, "Liger Kernel's fused Triton kernels (linear cross-entropy, RMSNorm, RoPE, "
                                  "SwiGLU) on a CUDA GPU; needs pip install 'swiftall[liger]'")
 
