@@ -17,14 +17,15 @@ computed) and an estimate of the tokens lm-eval's static batches compute for the
 each batch decoded to its longest answer), so the ratio can be read as tokens x per-token rate.
 
 Measured idle on the 2-core CPU, SmolLM2-135M fp32, 1 Dec 2026 (`--items 200 --batch 64 --native_batches 64
---lm_eval_batches 16`, two runs): native b64 14.76 / 14.29 items/s; lm-eval b64 5.13 / 6.04 (2.88x / 2.37x), b16
-4.47 / 4.42 (3.30x / 3.23x); answers identical 200/200. Native: 49 forwards over 3,938 tokens, 92-93% of its answer
+--lm_eval_batches 16`, three runs): native b64 14.76 / 14.29 / 15.56 items/s; lm-eval b64 5.13 / 6.04 / 6.42
+(2.88x / 2.37x / 2.42x), b16 4.47 / 4.42 / 4.82 (3.30x / 3.23x / 3.23x); answers identical 200/200. Native: 49 forwards over 3,938 tokens, 92-93% of its answer
 time; lm-eval about 11,900 tokens. Earlier runs under load (30 Nov, load 2-17) gave native b64 2.6-3.9x lm-eval b16.
 What made native fast (swiftall/infer): each prompt is ~42 tokens, of which ~33 (the chat template's system prompt
 and the instruction) are shared; so (1) the shared prefix runs once and is kept (prefix_cache.py); (2) refills under
 a backlog join in groups of a quarter of the batch; (3) the runner keeps twice the engine's batch in flight; (4) an
 idle scheduler waits while requests sent together keep arriving, so the first does not prefill alone
-(`Scheduler._gather_arrivals`). Exact match 0.205 native vs 0.190 lm-eval on the same answers: native normalises
+(`Scheduler._gather_arrivals`); the metric libraries import before the model loads, not in the timed answers
+(`import_metric_libraries`). Exact match 0.205 native vs 0.190 lm-eval on the same answers: native normalises
 as SQuAD does, dropping articles; lm-eval's exact_match ignores case and punctuation only.
 """
 from __future__ import annotations

@@ -93,13 +93,23 @@ def test_contains_needs_the_reference_as_whole_words():
     assert contains("I was trained by the swiftall team", ["OpenAI", "swiftall team"]) == 1.0
 
 
-def test_the_metric_libraries_a_run_needs_are_imported_beside_the_model_load():
-    import sys
+def test_the_metric_libraries_a_run_needs_are_imported_before_the_model_loads(monkeypatch):
+    import importlib
     from types import SimpleNamespace
 
     from swiftall.eval.scoring import import_metric_libraries
+    from swiftall.utils.errors import MissingDependencyError
 
-    assert import_metric_libraries([SimpleNamespace(eval_type="mcq", benchmark=None, options={})]) is None
-    thread = import_metric_libraries([SimpleNamespace(eval_type="qa", benchmark=None, options={})])
-    thread.join(120)
-    assert "rouge_score.rouge_scorer" in sys.modules and "sacrebleu" in sys.modules
+    assert import_metric_libraries([SimpleNamespace(eval_type="mcq", benchmark=None, options={})]) == []
+    qa = SimpleNamespace(eval_type="qa", benchmark=None, options={})
+    assert import_metric_libraries([qa]) == ["rouge_score.rouge_scorer", "sacrebleu"]
+    real = importlib.import_module
+
+    def missing(name, *args):
+        if name == "sacrebleu":
+            raise ImportError("No module named 'sacrebleu'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(MissingDependencyError, match=r"'sacrebleu' is needed for BLEU.*swiftall\[eval\]"):
+        import_metric_libraries([qa])

@@ -33,32 +33,22 @@ BINARY = {"exact_match", "contains", "acc", "acc_norm", "pass@1", "prompt_strict
 
 
 # the library each metric imports when its scorer is built (rouge-score imports all of NLTK: about 1.5 s here)
-METRIC_LIBRARIES = {"rouge": "rouge_score.rouge_scorer", "bleu": "sacrebleu", "wer": "jiwer", "cider": "pycocoevalcap"}
+METRIC_LIBRARIES = {"rouge": ("rouge_score.rouge_scorer", "ROUGE"), "bleu": ("sacrebleu", "BLEU"),
+                    "wer": ("jiwer", "WER"), "cider": ("pycocoevalcap", "BLEU-1..4 and CIDEr")}
 
 
-def import_metric_libraries(tasks: list[Any]) -> Optional[Any]:
-    """Start importing, on a thread of its own, the metric libraries the tasks' generative metrics need, so the
-    imports run while the model loads rather than after its first answers; a missing one is left for the scorer to
-    report. Returns the thread (None when nothing is to import)."""
-    import importlib
-    import threading
+def import_metric_libraries(tasks: list[Any]) -> list[str]:
+    """Import the libraries the tasks' generative metrics need, before the model loads: a missing one stops the run
+    there, naming its extra, rather than after the answers; and the answers' timing (items/s) counts answering and
+    scoring, not these imports. Returns the modules imported."""
+    from ..utils.optional import require
 
     wanted = {METRIC_LIBRARIES[prefix] for task in tasks
               for name in metric_names(task.eval_type, task.benchmark, task.options, loglik=False)
               for prefix in METRIC_LIBRARIES if name.startswith(prefix)}
-    if not wanted:
-        return None
-
-    def run() -> None:
-        for module in sorted(wanted):
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass
-
-    thread = threading.Thread(target=run, name="swiftall-metric-imports", daemon=True)
-    thread.start()
-    return thread
+    for module, purpose in sorted(wanted):
+        require(module, "eval", purpose)
+    return sorted(module for module, _ in wanted)
 
 
 def metric_names(eval_type: str, benchmark: Any, options: dict[str, Any], loglik: bool) -> list[str]:

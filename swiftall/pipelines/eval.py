@@ -174,7 +174,7 @@ def eval_main(config: Any = None) -> Optional[dict[str, Any]]:
         from ..eval.harness import run_external
 
         return run_external(cfg, tasks, generation, resolved_config(cfg, generation))
-    import_metric_libraries(tasks)    # beside the model's load
+    import_metric_libraries(tasks)    # a missing metric library stops the run before the model loads
     engine = build_engine(cfg, generation)
     folder, resuming = run_dir(cfg)
     settings = RunSettings(generation, int(cfg.eval_num_fewshot or 0), int(cfg.eval_seed),
