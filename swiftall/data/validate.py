@@ -79,25 +79,9 @@ def _check_task_fields(row: Row, sample: dict[str, Any], task: str) -> None:
 
 def validate_media(row: Row, sample: dict[str, Any]) -> None:
     texts = [m["content"] for m in sample.get("messages", [])] or [sample.get("text") or ""]
-    for field, tag in MEDIA.items():
-        items = sample.get(field)
-        if items is None:
-            continue
-        if isinstance(items, str):
-            items = [items]
-            sample[field] = items
-        if not isinstance(items, list):
-            raise DataError(f"{row.where}: field '{field}' must be a list of paths or URLs, got "
-                            f"{type(items).__name__}")
-        tags = sum(len(re.findall(re.escape(tag), t)) for t in texts if isinstance(t, str))
-        if tags and tags != len(items):
-            raise DataError(f"{row.where}: field '{field}': {tags} {tag} tag(s) in the text but {len(items)} "
-                            f"{field}; give one {field[:-1]} per tag")
-        for j, item in enumerate(items):
-            if isinstance(item, str):
-                items[j] = _check_media_path(row, f"{field}[{j}]", item, field)
-            elif item is None:
-                raise DataError(f"{row.where}: field '{field}[{j}]' is null; give a path or URL")
+    for field in MEDIA:
+        if sample.get(field) is not None:
+            sample[field] = check_media_items(row, field, field, sample[field], texts)
 
 
 def check_media_items(row: Row, field: str, kind: str, items: Any, texts: list[str]) -> list:
