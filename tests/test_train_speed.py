@@ -168,3 +168,58 @@ def test_torch_compile_trains_to_the_plain_losses(tiny_dir, tmp_path):
     compiled = _step_losses(tiny_dir, tmp_path, "compiled", lora_dropout=0.0, torch_compile=True)
     assert counters["stats"]["unique_graphs"] > 0   # the forward really ran as compiled graphs
     assert len(set(plain)) > 1 and compiled == pytest.approx(plain, rel=1e-4)
+
+
+def test_fast_dropout_drops_at_p_and_scales_as_nn_dropout():
+    torch = pytest.importorskip("torch")
+    from swiftall.train.fast_dropout import FastDropout, draw_keep
+
+    p, x = 0.3, torch.randn(1000, 1200, requires_grad=True)
+    layer = FastDropout(p)
+    torch.manual_seed(3)
+    keep = draw_keep(x, p)
+    torch.manual_seed(3)
+    y = layer(x)
+    # given the mask, exactly nn.Dropout's arithmetic: the 0/1 mask divided by (1 - p), times the input
+    assert torch.equal(y, x * keep.to(x.dtype).div_(1 - p))
+    dropped = (~keep).float()
+    assert dropped.mean().item() == pytest.approx(p, abs=0.003)  # 1.2M draws: 6.5 standard deviations
+    for lane in range(4):  # each 16-bit quarter of the 64-bit draws drops at the same rate
+        assert dropped.flatten()[lane::4].mean().item() == pytest.approx(p, abs=0.005), lane
+    y.sum().backward()
+    assert torch.equal(x.grad, keep.to(x.dtype).div_(1 - p))
+    torch.manual_seed(3)
+    assert torch.equal(layer(x), y)  # seeded: the same masks
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
+def test_fast_dropout_trains_like_torch_dropout(tiny_dir, tmp_path):
+    """The default LoRA run swaps peft's dropouts for FastDropout: seeded runs repeat themselves; against torch's
+    own masks the first loss is equal (lora_B starts at zero, so no mask can move it) and the rest differ only by
+    which elements were dropped."""
+    fast = _step_losses(tiny_dir, tmp_path, "fast")
+    again = _step_losses(tiny_dir, tmp_path, "again")
+    torch_masks = _step_losses(tiny_dir, tmp_path, "torch", fast_dropout=False)
+    assert fast == again and len(fast) == 4
+    assert fast[0] == torch_masks[0] and fast != torch_masks
+    assert fast == pytest.approx(torch_masks, rel=0.05)
+    args = (tmp_path / "fast" / "args.json").read_text()
+    assert '"fast_dropout": true' in args
+
+
+def test_only_lora_dropouts_with_p_are_swapped():
+    pytest.importorskip("torch")
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from swiftall.train.fast_dropout import FastDropout, use_fast_dropout
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, attention_dropout=0.1)
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=2, target_modules="all-linear", lora_dropout=0.1))
+    assert use_fast_dropout(model) == 2 * 7  # every adapted linear of both layers
+    assert sum(isinstance(m, FastDropout) for m in model.modules()) == 14
+    assert use_fast_dropout(model) == 0  # already swapped
+    plain = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=2, target_modules="all-linear", lora_dropout=0.0))
+    assert use_fast_dropout(plain) == 0 and not any(isinstance(m, FastDropout) for m in plain.modules())

@@ -22,6 +22,7 @@ from ..train.plots import write_plots
 from ..train.rlhf import METHODS, build_alignment_trainer
 from ..train.rlhf.common import AlignSetup
 from ..train.rlhf.offline import has_media
+from ..train.speed import fast_lora_dropout
 from ..train.rlhf.rewards import check_reward_columns
 from ..tuners.compat import check_compat
 from ..tuners.freeze import freeze_parts
@@ -123,6 +124,7 @@ def _run(cfg: Any) -> dict[str, Any]:
                        load=lambda path: load_model(resolve_model(path, hub=cfg.hub), cfg.torch_dtype, cfg.attn_impl,
                                                     cfg.trust_remote_code))
     trainer = build_alignment_trainer(setup, **_rollouts(cfg, tokenizer, template))
+    fast_lora_dropout(trainer.model, cfg)  # the LoRA TRL applied: cheap dropout masks on CPU (--fast_dropout)
     logger.info(f"{cfg.rlhf_type}: {len(data.train)} training rows, {len(data.val)} validation rows; model "
                 f"{info.name} ({info.path})")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

@@ -4,8 +4,9 @@ peft computes `lora_B(lora_A(dropout(x))) * scaling`: autograd then keeps, for e
 dropout mask and the dropped copy of x (two tensors the size of the layer's input; q, k and v keep three pairs for
 one shared input). Here one autograd function does dropout and lora_A together: it keeps x itself (shared by the
 modules that read it) and a one-byte mask, and rebuilds the dropped input in backward. The mask comes from the
-same call nn.Dropout makes on CPU (`empty_like(x).bernoulli_(1 - p)`, then `* 1/(1-p)`), so a seeded run draws
-the same masks and trains to the same losses. Layers in any other state (merged, disabled, DoRA or another
+draw the layer's own dropout would make on CPU (nn.Dropout's `empty_like(x).bernoulli_(1 - p)`, or FastDropout's
+16-bit integers), scaled by the same 1/(1-p), so a seeded run draws the same masks and trains to the same losses.
+Layers in any other state (merged, disabled, DoRA or another
 variant, several adapters, eval, no dropout) run peft's own forward.
 """
 from __future__ import annotations
@@ -16,12 +17,10 @@ from typing import Any
 ORIGINAL = "_swiftall_lean_original_forward"
 
 
-def _dropped(x: Any, keep: Any, inv: float) -> Any:
-    return x.mul(inv).mul_(keep)  # the bits of x * (bernoulli / (1 - p)): keep is exactly 0 or 1
-
-
 def _lean_down():
     import torch
+
+    from .fast_dropout import masked as _dropped  # the bits of x * (mask / (1 - p)) without a float mask
 
     class LeanDropoutDown(torch.autograd.Function):
         """h = dropout(x) @ A^T, keeping x and a bool mask (not the float mask and the dropped copy)."""
@@ -50,7 +49,7 @@ _FUNCTION: dict[str, Any] = {}
 
 
 def _plain_lora(layer: Any, x: Any) -> tuple[Any, Any, Any, float] | None:
-    """(lora_A, lora_B, dropout p, scaling) when the lean path computes exactly what peft would, else None."""
+    """(lora_A, lora_B, the dropout module, scaling) when the lean path computes exactly what peft would, else None."""
     import torch
 
     if layer.disable_adapters or layer.merged or not layer.training or not torch.is_grad_enabled():
@@ -63,7 +62,7 @@ def _plain_lora(layer: Any, x: Any) -> tuple[Any, Any, Any, float] | None:
     if not isinstance(dropout, torch.nn.Dropout) or not 0 < dropout.p < 1 or x.dtype != lora_a.weight.dtype \
             or x.device.type != "cpu":  # CUDA's dropout draws its mask in a fused kernel of its own
         return None
-    return lora_a, layer.lora_B[name], dropout.p, layer.scaling[name]
+    return lora_a, layer.lora_B[name], dropout, layer.scaling[name]
 
 
 def lean_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
@@ -72,10 +71,13 @@ def lean_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
     parts = None if args or kwargs else _plain_lora(self, x)
     if parts is None:
         return getattr(self, ORIGINAL)(x, *args, **kwargs)
-    lora_a, lora_b, p, scaling = parts
+    from .fast_dropout import keep_scale
+
+    lora_a, lora_b, dropout, scaling = parts
     result = self.base_layer(x)
-    keep = torch.empty_like(x).bernoulli_(1 - p).bool()  # nn.Dropout's own draw on CPU
-    inv = (torch.ones((), dtype=x.dtype) / (1 - p)).item()  # the float nn.Dropout scales by
+    draw = getattr(dropout, "draw", None)  # FastDropout's own draw, else nn.Dropout's on CPU
+    keep = draw(x) if draw else torch.empty_like(x).bernoulli_(1 - dropout.p).bool()
+    inv = keep_scale(dropout.p, x.dtype)  # the float nn.Dropout scales by
     if "fn" not in _FUNCTION:
         _FUNCTION["fn"] = _lean_down()
     hidden = _FUNCTION["fn"].apply(x, keep, lora_a.weight, inv)

@@ -1,4 +1,5 @@
-"""The speed options of sft/pt (config/speed.py), applied to the trainable model before the trainer is built."""
+"""The speed options of sft/pt (config/speed.py; --fast_dropout, in the tuner section, for rlhf too), applied to the
+trainable model."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,12 +13,24 @@ logger = get_logger(__name__)
 def apply_speed_options(model: Any, cfg: Any) -> None:
     if getattr(cfg, "use_liger_kernel", False):
         use_liger_kernel(model)
+    fast_lora_dropout(model, cfg)
     if getattr(cfg, "lean_lora", False):
         from .lean_lora import use_lean_lora
 
         switched = use_lean_lora(model)
         if switched:
             logger.info(f"lean LoRA dropout on {switched} layers (--lean_lora false for peft's own forward)")
+
+
+def fast_lora_dropout(model: Any, cfg: Any) -> None:
+    """--fast_dropout (default on): LoRA's dropout draws cheap masks on CPU (train/fast_dropout.py)."""
+    if getattr(cfg, "fast_dropout", False):
+        from .fast_dropout import use_fast_dropout
+
+        swapped = use_fast_dropout(model)
+        if swapped:
+            logger.info(f"LoRA dropout on CPU draws 16-bit integer masks in {swapped} layers (--fast_dropout false "
+                        "for torch's own draws)")
 
 
 def use_liger_kernel(model: Any) -> None:
