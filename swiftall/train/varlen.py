@@ -21,7 +21,8 @@ def sdpa_varlen_forward(module: Any, query: Any, key: Any, value: Any, attention
     from transformers.integrations.sdpa_attention import repeat_kv
 
     groups = getattr(module, "num_key_value_groups", 1)
-    if groups > 1:
+    gqa = groups > 1 and query.device.type == "cpu"  # CPU's kernel reads shared kv heads in place
+    if groups > 1 and not gqa:
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     position_ids = kwargs.get("position_ids")
     length = query.shape[2]
@@ -31,8 +32,9 @@ def sdpa_varlen_forward(module: Any, query: Any, key: Any, value: Any, attention
     else:
         bounds = [0, length]
     p = dropout if module.training else 0.0
-    pieces = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True,
-                                             dropout_p=p, scale=scaling) for a, b in zip(bounds, bounds[1:])]
+    sizes = [b - a for a, b in zip(bounds, bounds[1:])]  # split, not slices: one gradient concat, no zero fills
+    pieces = [F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, scale=scaling, enable_gqa=gqa)
+              for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))]
     out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
     return out.transpose(1, 2).contiguous(), None
 
