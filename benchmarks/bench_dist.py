@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peer import openmp_env
+
 
 RUNNER = r"""
 import json, sys
@@ -43,7 +45,7 @@ def run(out: Path, args: argparse.Namespace, batch: int, nproc: int, *extra: str
              "--output_dir", str(out), *extra]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE")}
     env["NPROC_PER_NODE"] = str(nproc)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it: the 1-process run calls sft_main directly
+    env.update(openmp_env())  # as the CLI chooses it: the 1-process run calls sft_main directly
     started = time.time()
     launch = ["--launch"] if nproc > 1 else []
     proc = subprocess.run([sys.executable, "-c", RUNNER, *launch, *flags], env=env, capture_output=True, text=True)

@@ -33,13 +33,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peer import PASSIVE, run_peer  # noqa: E402
+from peer import openmp_env, run_peer  # noqa: E402
 
 MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
 RUNNER = r"""
 import json, sys
-from swiftall.utils.env import passive_openmp_waits
-passive_openmp_waits()  # as the CLI does, before torch loads
+from swiftall.utils.env import choose_openmp_waits
+choose_openmp_waits()  # as the CLI does, before torch loads
 from swiftall import dpo_main
 from swiftall.train.callbacks import peak_rss_kib
 summary = dpo_main(json.loads(sys.argv[1]))
@@ -101,7 +101,7 @@ def run_ms_swift(args: argparse.Namespace, dataset: Path, workdir: Path) -> dict
            "--report_to", "none", "--split_dataset_ratio", "0", "--output_dir", str(out_dir),
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1",
            "--gradient_checkpointing", str(args.gradient_checkpointing).lower()]
-    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": "", **PASSIVE}, log_path=str(workdir / "ms-swift.log"))
+    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": "", **openmp_env()}, log_path=str(workdir / "ms-swift.log"))
     if run["returncode"] != 0:
         raise SystemExit(f"ms-swift failed ({' '.join(cmd)}):\n{run['text'][-3000:]}")
     runtime = float(re.findall(r"'train_runtime': '?([\d.]+)", run["text"])[-1])

@@ -7,8 +7,9 @@ lm-evaluation-harness's HF backend (static batches), side by side in one process
 Items/s counts the answering and scoring phase of each backend (model loading excluded, timed separately in the
 wall time). Both backends see the same prompts through the model's chat template and stop at its end-of-turn
 token; "identical answers" compares each item's answer text across the two. `uptime` is printed before and after,
-since the machine may be shared. The process runs under OMP_WAIT_POLICY=PASSIVE, as the `swiftall` CLI sets it
-(spinning OpenMP waits made single forwards 2.6-11x slower at load 10-13). `--native_batches 16,64` runs native once
+since the machine may be shared. The process runs under the OpenMP wait policy the `swiftall` CLI chooses
+(passive waits on a busy machine: spinning ones made single forwards 2.6-11x slower at load 10-13).
+`--native_batches 16,64` runs native once
 per engine batch size (--max_batch_size); lm-eval runs with `--batch` (and `--lm_eval_batches 1` adds its default).
 `--no_prefix_cache` runs native without the engine's prompt-prefix reuse.
 
@@ -131,9 +132,9 @@ def load() -> str:
 
 
 def main() -> None:
-    from swiftall.utils.env import passive_openmp_waits
+    from swiftall.utils.env import choose_openmp_waits
 
-    passive_openmp_waits()  # as the CLI sets it (before torch loads OpenMP); the same for both backends
+    choose_openmp_waits()  # as the CLI sets it (before torch loads OpenMP); the same for both backends
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--max_tokens", type=int, default=16)

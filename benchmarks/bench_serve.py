@@ -20,8 +20,8 @@ for one adapter vs 16 spread over both adapters and the base model, alternated o
 model's own chat template) on the same model folder, started first; once swiftall's part has run, the same 16
 concurrent requests go to each server in turn (plain bodies, as ms-swift has no `ignore_eos`), and the ratio of
 aggregate tokens/s is printed (target 2.5x); `--ms_swift_only` runs just that part, `--rounds N` sets how many
-times each side-by-side part alternates (default 2, best of each). ms-swift runs under OMP_WAIT_POLICY=PASSIVE as
-swiftall's CLI does. ms-swift pins older transformers/peft/trl than swiftall, so it lives
+times each side-by-side part alternates (default 2, best of each). ms-swift runs under the OpenMP wait policy
+swiftall's CLI chooses. ms-swift pins older transformers/peft/trl than swiftall, so it lives
 in its own venv; one that reuses this venv's torch (no second torch download):
 
     python3.11 -m venv /work/msswift-venv
@@ -340,8 +340,9 @@ def start_ms_swift(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str
                "--port", str(port), "--max_batch_size", str(args.concurrency), "--served_model_name", "bench",
                *args.ms_swift_args.split()]
     url = f"http://127.0.0.1:{port}"
-    # the thread policy swiftall's CLI sets (utils/env.py): spinning OpenMP threads cost much on a loaded machine
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    from peer import openmp_env  # the thread policy swiftall's CLI chooses (utils/env.py), for ms-swift too
+
+    env = {**os.environ, **openmp_env()}
     proc, ready = start_server(args.model, port, args.concurrency, command=command, env=env)
     print(f"ms-swift deploy start -> first answer: {ready:.1f} s")
     return proc, url, "bench", ready

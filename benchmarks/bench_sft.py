@@ -8,8 +8,9 @@ FLOPs (swiftall/train/flops.py: 4 x non-embedding parameters per token for LoRA'
 adapter's, 4 x the output head at trained positions) over its training-loop seconds, against the fp32 matmul rate
 of exactly those GEMMs at its mean tokens per step, timed right after it in a process with its environment.
 A variant may add overrides: `padding_free+gradient_checkpointing=true+OMP_WAIT_POLICY=ACTIVE` (lower-case keys
-are sft flags, UPPER_CASE ones environment variables). Runs use OMP_WAIT_POLICY=PASSIVE, as the CLI does, unless
-a variant sets it. With --ms_swift PATH/TO/swift it also runs ms-swift's `swift sft` on the same rows and
+are sft flags, UPPER_CASE ones environment variables). Runs use the OpenMP wait policy the CLI chooses (passive waits
+on a busy machine; utils/env.choose_openmp_waits), unless a variant sets one. With --ms_swift PATH/TO/swift it
+also runs ms-swift's `swift sft` on the same rows and
 settings, side by side, and prints our ratio against it.
 
     python benchmarks/bench_sft.py [--rows 192] [--steps N] [--variants plain,grouped,padding_free,packing]
@@ -33,7 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peer import PASSIVE, run_peer  # noqa: E402
+from peer import openmp_env, run_peer  # noqa: E402
 
 MAKE_DATA = HERE.parent.parent / "shared" / "bench" / "make_data.py"
 VARIANTS = {
@@ -45,8 +46,8 @@ VARIANTS = {
 
 RUNNER = r"""
 import json, sys
-from swiftall.utils.env import passive_openmp_waits
-passive_openmp_waits()  # as the CLI does, before torch loads
+from swiftall.utils.env import choose_openmp_waits
+choose_openmp_waits()  # as the CLI does, before torch loads
 from swiftall import sft_main
 from swiftall.train.callbacks import peak_rss_kib
 summary = sft_main(json.loads(sys.argv[1]))
@@ -58,8 +59,8 @@ print("BENCH_RESULT " + json.dumps(summary))
 """
 CEILING = r"""
 import json, sys
-from swiftall.utils.env import passive_openmp_waits
-passive_openmp_waits()
+from swiftall.utils.env import choose_openmp_waits
+choose_openmp_waits()
 from swiftall.train.flops import DecoderShapes, matmul_ceiling
 import torch
 shapes, tokens, positions, dtype = json.loads(sys.argv[1])
@@ -123,7 +124,7 @@ def run_ms_swift(swift: str, dataset: Path, steps: int, model_dir: str, workdir:
            "--dataloader_num_workers", "0", "--dataset_num_proc", "1"]
     if gc != "default":
         cmd += ["--gradient_checkpointing", gc]
-    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": "", **PASSIVE})
+    run = run_peer(cmd, env={"CUDA_VISIBLE_DEVICES": "", **openmp_env()})
     wall, text = run["wall_s"], run["text"]
     if run["returncode"] != 0:
         raise SystemExit(f"ms-swift failed ({' '.join(cmd)}):\n{text[-3000:]}")

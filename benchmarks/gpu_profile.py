@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 
-from swiftall.utils.env import passive_openmp_waits
+from swiftall.utils.env import choose_openmp_waits
 
-passive_openmp_waits()
+choose_openmp_waits()
 
 import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402

@@ -12,15 +12,22 @@ import subprocess
 import sys
 import time
 
-# OpenMP's waiting threads spin by default, which on a shared CPU takes the cores the working ones need; swiftall's
-# CLI sets passive waits, so the peer runs with them too (unless the environment chose a policy)
-PASSIVE = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 WRAPPER = r"""
 import json, resource, subprocess, sys
 proc = subprocess.run(sys.argv[1:])
 print("PEER_PEAK " + json.dumps({"returncode": proc.returncode,
                                  "peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}), flush=True)
 """
+
+
+def openmp_env() -> dict:
+    """The OpenMP wait policy swiftall's CLI would choose right now (swiftall/utils/env.choose_openmp_waits: passive
+    waits while other work keeps the CPUs busy, libgomp's short spin on an idle machine), for the peer's run too."""
+    from swiftall.utils.env import other_busy_cpus
+
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return {}
+    return {"OMP_WAIT_POLICY": "PASSIVE"} if other_busy_cpus(0.05) > 0.5 else {}
 
 
 def run_peer(cmd: list[str], env: dict | None = None, log_path: str | None = None) -> dict:

@@ -87,10 +87,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             print_help(getattr(configs, config_name))
             return 0
-        from ..utils.env import passive_openmp_waits
+        from ..utils.env import choose_openmp_waits
         from ..utils.quiet import quiet_libraries, verbose_in
 
-        passive_openmp_waits()  # before torch loads OpenMP
+        choose_openmp_waits()  # before torch loads OpenMP
 
         quiet_libraries(verbose_in(rest))  # library deprecation notes hidden unless --verbose
         from .launch import maybe_relaunch

@@ -30,11 +30,45 @@ def local_world_size() -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
 
 
-def passive_openmp_waits() -> None:
-    """OpenMP threads sleep rather than spin while they wait (OMP_WAIT_POLICY=PASSIVE) unless the user set a policy.
-    On CPUs shared with other work, spinning threads take the cores the working ones need: LoRA SFT steps ran 8.7x
-    faster on 2 shared cores at load 12 (benchmarks/bench_sft.py). Takes effect only before torch loads OpenMP."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def choose_openmp_waits(window_s: float = 0.05) -> str:
+    """How OpenMP's waiting threads behave, chosen before torch loads OpenMP unless the user set OMP_WAIT_POLICY or
+    GOMP_SPINCOUNT ("user"). While other processes keep more than half a CPU busy (sampled over `window_s` from
+    /proc/stat, this process excluded), or when several training processes share the machine (LOCAL_WORLD_SIZE > 1),
+    threads sleep as they wait (OMP_WAIT_POLICY=PASSIVE, "passive"): spinning threads take the cores the working ones
+    need (LoRA SFT steps 8.7x slower on 2 shared cores at load 12; a bounded spin of 20,000 still 1.5x slower at load
+    4.5). On an otherwise idle machine libgomp's own default stays (a short spin, then sleep; "spin"): 1.13-1.28x
+    faster LoRA SFT steps there than PASSIVE (benchmarks/bench_sft.py)."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return "user"
+    if local_world_size() > 1 or other_busy_cpus(window_s) > 0.5:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return "passive"
+    return "spin"
+
+
+def other_busy_cpus(window_s: float) -> float:
+    """CPUs kept busy by other processes over the next `window_s` seconds (this one sleeps meanwhile)."""
+    import time
+
+    def busy() -> tuple[float, float]:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    try:
+        busy0, total0 = busy()
+        own0 = time.process_time()
+        time.sleep(window_s)
+        busy1, total1 = busy()
+    except (OSError, ValueError, IndexError):  # not Linux: the 1-minute load average instead
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    ticks = total1 - total0
+    if ticks <= 0:
+        return 0.0
+    cpus = os.cpu_count() or 1
+    own = (time.process_time() - own0) / window_s  # CPUs this process used meanwhile (its other threads)
+    return max(0.0, (busy1 - busy0) / ticks * cpus - own)
 
 
 def usable_cpus() -> int:

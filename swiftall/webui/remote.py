@@ -148,11 +148,11 @@ def _serve(conn: Connection, engine: Engine) -> None:
 
 def main(argv: list[str]) -> int:
     """The child: build the engine, answer requests until the parent closes the socket (or dies)."""
-    from ..utils.env import passive_openmp_waits
+    from ..utils.env import choose_openmp_waits
     from .forms import error_text
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the web UI's to handle
-    passive_openmp_waits()  # as every swiftall command, before torch loads OpenMP (launch() may run in a notebook)
+    choose_openmp_waits()  # as every swiftall command, before torch loads OpenMP (launch() may run in a notebook)
     factory, fd = argv
     conn = Connection(int(fd))
     options = conn.recv()
