@@ -23,11 +23,9 @@ print("PEER_PEAK " + json.dumps({"returncode": proc.returncode,
 def openmp_env() -> dict:
     """The OpenMP wait policy swiftall's CLI would choose right now (swiftall/utils/env.choose_openmp_waits: passive
     waits while other work keeps the CPUs busy, libgomp's short spin on an idle machine), for the peer's run too."""
-    from swiftall.utils.env import other_busy_cpus
+    from swiftall.utils.env import openmp_wait_policy
 
-    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
-        return {}
-    return {"OMP_WAIT_POLICY": "PASSIVE"} if other_busy_cpus(0.05) > 0.5 else {}
+    return {"OMP_WAIT_POLICY": "PASSIVE"} if openmp_wait_policy() == "passive" else {}
 
 
 def run_peer(cmd: list[str], env: dict | None = None, log_path: str | None = None) -> dict:

@@ -38,10 +38,17 @@ def choose_openmp_waits(window_s: float = 0.05) -> str:
     need (LoRA SFT steps 8.7x slower on 2 shared cores at load 12; a bounded spin of 20,000 still 1.5x slower at load
     4.5). On an otherwise idle machine libgomp's own default stays (a short spin, then sleep; "spin"): 1.13-1.28x
     faster LoRA SFT steps there than PASSIVE (benchmarks/bench_sft.py)."""
+    choice = openmp_wait_policy(window_s)
+    if choice == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return choice
+
+
+def openmp_wait_policy(window_s: float = 0.05) -> str:
+    """What choose_openmp_waits would choose now ("user", "passive" or "spin"), changing nothing."""
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return "user"
     if local_world_size() > 1 or other_busy_cpus(window_s) > 0.5:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         return "passive"
     return "spin"
 
